@@ -1,0 +1,145 @@
+"""Qwen2 decoder blocks: RMSNorm, RoPE, grouped-query attention with q/k/v bias, SwiGLU, KV cache.
+
+Layers are applied with `lax.scan` over weights stacked on a leading `[layers]` axis. Attention
+masks are boolean and causal *by slot*: a pruned sequence keeps its tokens in original order, so
+slot order is still time order, while RoPE uses each token's original position.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from models.config import TextConfig
+from models.params import DecoderLayerParams
+
+
+@struct.dataclass
+class KVCache:
+    """Keys/values of a contiguous group of layers.
+
+    k, v: `[layers, B, S, Hkv, hd]` (RoPE already applied to k); valid: `[B, S]` slots holding a
+    real token. `S` is fixed at allocation; slots are written in order.
+    """
+
+    k: jax.Array
+    v: jax.Array
+    valid: jax.Array
+
+
+def rms_norm(x: jax.Array, w: jax.Array, eps: float) -> jax.Array:
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + eps)
+    return (w.astype(jnp.float32) * y).astype(x.dtype)
+
+
+def rope_tables(positions: jax.Array, head_dim: int, theta: float) -> tuple[jax.Array, jax.Array]:
+    """cos, sin `[B, L, head_dim]` in float32 for integer positions `[B, L]`.
+
+    With audio and text only, Qwen2.5-Omni's three M-RoPE components are equal, so this 1-D
+    RoPE is exact.
+    """
+    inv = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    f = positions.astype(jnp.float32)[..., None] * inv
+    f = jnp.concatenate([f, f], axis=-1)
+    return jnp.cos(f), jnp.sin(f)
+
+
+def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """x `[B, L, H, hd]`, cos/sin `[B, L, hd]`."""
+    half = x.shape[-1] // 2
+    x32 = x.astype(jnp.float32)
+    rot = jnp.concatenate([-x32[..., half:], x32[..., :half]], axis=-1)
+    return (x32 * cos[:, :, None] + rot * sin[:, :, None]).astype(x.dtype)
+
+
+def project_qkv(x: jax.Array, p: DecoderLayerParams, cfg: TextConfig) -> tuple[jax.Array, ...]:
+    """Un-rotated q `[B, L, Hq, hd]`, k, v `[B, L, Hkv, hd]` from the normalised input x `[B, L, D]`."""
+    b, n, _ = x.shape
+    q = (x @ p.q_w + p.q_b).reshape(b, n, cfg.num_attention_heads, cfg.head_dim)
+    k = (x @ p.k_w + p.k_b).reshape(b, n, cfg.num_key_value_heads, cfg.head_dim)
+    v = (x @ p.v_w + p.v_b).reshape(b, n, cfg.num_key_value_heads, cfg.head_dim)
+    return q, k, v
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """GQA attention. q `[B, Lq, Hq, hd]`, k/v `[B, Lk, Hkv, hd]`, mask `[B, Lq, Lk]` -> `[B, Lq, Hq, hd]`.
+
+    Rows whose mask is all False (padding queries) produce finite garbage, never NaN.
+    """
+    return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None])
+
+
+def mlp(x: jax.Array, p: DecoderLayerParams) -> jax.Array:
+    return (jax.nn.silu(x @ p.gate_w) * (x @ p.up_w)) @ p.down_w
+
+
+def causal_mask(valid: jax.Array) -> jax.Array:
+    """`[B, L, L]`: slot i sees valid slots j <= i; padding queries see only themselves."""
+    n = valid.shape[1]
+    tri = jnp.tril(jnp.ones((n, n), bool))
+    m = tri[None] & valid[:, None, :]
+    return m | (jnp.eye(n, dtype=bool)[None] & ~valid[:, :, None])
+
+
+def layer_prefill(
+    h: jax.Array, p: DecoderLayerParams, cfg: TextConfig, cos: jax.Array, sin: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One decoder layer over a whole sequence. Returns (h, k, v) with k rotated."""
+    x = rms_norm(h, p.attn_norm, cfg.rms_norm_eps)
+    q, k, v = project_qkv(x, p, cfg)
+    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    a = attention(q, k, v, mask)
+    h = h + a.reshape(h.shape[0], h.shape[1], -1) @ p.o_w
+    h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p)
+    return h, k, v
+
+
+def prefill_layers(
+    h: jax.Array, layers: DecoderLayerParams, cfg: TextConfig, positions: jax.Array, valid: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Runs stacked layers over h `[B, L, D]`; returns h and per-layer k, v `[n, B, L, Hkv, hd]`."""
+    cos, sin = rope_tables(positions, cfg.head_dim, cfg.rope_theta)
+    mask = causal_mask(valid)
+
+    def body(h: jax.Array, p: DecoderLayerParams) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        h, k, v = layer_prefill(h, p, cfg, cos, sin, mask)
+        return h, (k, v)
+
+    h, (k, v) = jax.lax.scan(body, h, layers)
+    return h, k, v
+
+
+def alloc_cache(k: jax.Array, v: jax.Array, valid: jax.Array, extra: int) -> KVCache:
+    """A cache holding prefill keys/values `[n, B, L, Hkv, hd]` plus `extra` free slots."""
+    pad = ((0, 0), (0, 0), (0, extra), (0, 0), (0, 0))
+    return KVCache(k=jnp.pad(k, pad), v=jnp.pad(v, pad), valid=jnp.pad(valid, ((0, 0), (0, extra))))
+
+
+def decode_layers(
+    h: jax.Array, layers: DecoderLayerParams, cfg: TextConfig, cache: KVCache, slot: jax.Array,
+    cos: jax.Array, sin: jax.Array,
+) -> tuple[jax.Array, KVCache]:
+    """One new token per row through stacked layers.
+
+    h `[B, 1, D]`; the token's k/v are written at cache slot `slot` (a scalar, same for all rows);
+    cos/sin `[B, 1, hd]` at the token's original position.
+    """
+    valid = jax.lax.dynamic_update_slice(cache.valid, jnp.ones((h.shape[0], 1), bool), (0, slot))
+    mask = valid[:, None, :]
+
+    def body(carry: tuple[jax.Array, jax.Array, jax.Array, jax.Array], p: DecoderLayerParams):
+        h, ck, cv, i = carry
+        x = rms_norm(h, p.attn_norm, cfg.rms_norm_eps)
+        q, k, v = project_qkv(x, p, cfg)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        ck = jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), (i, 0, slot, 0, 0))
+        cv = jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), (i, 0, slot, 0, 0))
+        a = attention(q, ck[i], cv[i], mask)
+        h = h + a.reshape(h.shape[0], 1, -1) @ p.o_w
+        h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p)
+        return (h, ck, cv, i + 1), None
+
+    (h, ck, cv, _), _ = jax.lax.scan(body, (h, cache.k, cache.v, jnp.int32(0)), layers)
+    return h, KVCache(k=ck, v=cv, valid=valid)
