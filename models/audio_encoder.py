@@ -27,7 +27,9 @@ def layer_norm(x: jax.Array, w: jax.Array, b: jax.Array, eps: float) -> jax.Arra
     x32 = x.astype(jnp.float32)
     mu = x32.mean(-1, keepdims=True)
     var = jnp.square(x32 - mu).mean(-1, keepdims=True)
-    return ((x32 - mu) * jax.lax.rsqrt(var + eps) * w.astype(jnp.float32) + b.astype(jnp.float32)).astype(x.dtype)
+    return ((x32 - mu) * jax.lax.rsqrt(var + eps) * w.astype(jnp.float32) + b.astype(jnp.float32)).astype(
+        x.dtype
+    )
 
 
 def conv1d_k3(x: jax.Array, w: jax.Array, b: jax.Array, stride: int) -> jax.Array:

@@ -118,8 +118,13 @@ def alloc_cache(k: jax.Array, v: jax.Array, valid: jax.Array, extra: int) -> KVC
 
 
 def decode_layers(
-    h: jax.Array, layers: DecoderLayerParams, cfg: TextConfig, cache: KVCache, slot: jax.Array,
-    cos: jax.Array, sin: jax.Array,
+    h: jax.Array,
+    layers: DecoderLayerParams,
+    cfg: TextConfig,
+    cache: KVCache,
+    slot: jax.Array,
+    cos: jax.Array,
+    sin: jax.Array,
 ) -> tuple[jax.Array, KVCache]:
     """One new token per row through stacked layers.
 

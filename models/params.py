@@ -123,7 +123,9 @@ def init_params(cfg: ThinkerConfig, key: jax.Array, dtype: jnp.dtype = jnp.float
     """Random parameters (normal, std 0.02; norms at 1, biases at 0) — for benchmarks and tests."""
     shapes = thinker_shapes(cfg)
     leaves, treedef = jax.tree_util.tree_flatten(shapes, is_leaf=_is_shape)
-    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(shapes, is_leaf=_is_shape)[0]]
+    paths = [
+        jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(shapes, is_leaf=_is_shape)[0]
+    ]
     keys = jax.random.split(key, len(leaves))
     out = []
     for path, shape, k in zip(paths, leaves, keys, strict=True):
