@@ -1,0 +1,334 @@
+"""Tiny random Qwen2.5-Omni thinker checkpoints in the Hugging Face layout, for tests.
+
+`tiny_config` gives a small thinker `config.json` dict; `build_tiny_checkpoint` instantiates
+`transformers.Qwen2_5OmniThinkerForConditionalGeneration` from it with a fixed seed and writes a
+checkpoint directory like the released ones (safetensors, optionally sharded with an index, optionally
+wrapped as a full Omni checkpoint with `thinker.`/`talker.`/`token2wav.` keys, plus tokenizer,
+chat template, preprocessor and generation config). `load_reference` loads it back in PyTorch.
+Nothing is cached globally: every call writes what it is asked to.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from hr_jax.checkpoint import default_mrope_section
+from hr_jax.tokenizer import build_tokenizer, special_token_ids
+
+TINY_VOCAB_SIZE = 512
+
+# Small English corpus the tiny tokenizer is trained on (enough text for 242 BPE merges).
+TINY_CORPUS = """\
+You are a helpful assistant. Listen to the audio and answer the question.
+What is the speaker saying? Transcribe the audio. Describe the sound you hear.
+Is the speaker a man or a woman? What emotion does the speaker express?
+Which instrument is playing in this recording? How many people are talking?
+The quick brown fox jumps over the lazy dog while the birds sing in the morning.
+A short recording of rain falling on a tin roof, followed by distant thunder.
+The woman speaks slowly and clearly about the history of the old city and its river.
+The man laughs and then asks his friend whether they should take the train or the bus.
+Music plays softly in the background as a crowd applauds at the end of the concert.
+Please choose the correct answer from the options below and reply with the letter only.
+Option A: a dog barking. Option B: a car engine. Option C: a baby crying. Option D: a door closing.
+The answer is B. The answer is A. The answer is D. The answer is C.
+Speech recognition turns spoken words into text; audio understanding goes further and reasons
+about speakers, emotions, sounds, music and the scene in which a recording was made.
+Long audio contains many tokens, so pruning the less important ones makes the model faster
+without hurting the accuracy of its answers on semantic and acoustic questions.
+Attention heads look at different parts of the input: some follow the meaning of the words,
+others follow the pitch, the rhythm, the timbre and the loudness of the sound.
+In the evening the children read books, write letters, play games and listen to stories.
+She said that the weather would be warm and sunny tomorrow, with a light wind from the west.
+He counted one, two, three, four, five, six, seven, eight, nine, ten and then started again.
+The train arrives at the station at seven o'clock and leaves again ten minutes later.
+Numbers such as 1, 2, 3, 10, 25, 100 and 2024 appear in dates, prices and measurements.
+Good morning! How are you today? I'm fine, thank you. Let's meet at the library at noon.
+The teacher explained the lesson about water, air, fire and earth to the students in class.
+The engineer measured the latency of the system and wrote a report about the results.
+A bell rings, footsteps echo in the hall, and somebody whistles a cheerful little tune.
+"""
+
+
+_TEXT_KEYS = {
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "head_dim", "max_position_embeddings", "rms_norm_eps", "rope_theta",
+    "mrope_section", "hidden_act",
+}  # fmt: skip
+_AUDIO_KEYS = {
+    "num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim", "n_window",
+    "output_dim", "max_source_positions",
+}  # fmt: skip
+
+
+def tiny_config(**overrides: Any) -> dict[str, Any]:
+    """A small Qwen2.5-Omni *thinker* config dict (`Qwen2_5OmniThinkerConfig(**d)` accepts it).
+
+    Defaults: audio d_model 32, 2 layers, 4 heads, ffn 64, n_window 10 (20 mel frames per window),
+    output_dim = text hidden; text hidden 64, 3 layers, 4 q / 2 kv heads, head_dim 16, intermediate
+    128, vocab 512 (the last 14 ids are the special tokens of `hr_jax.tokenizer`), rope_theta 1e4.
+
+    Overrides: text keys (`num_attention_heads`, `num_key_value_heads`, `head_dim`, `hidden_size`,
+    `num_hidden_layers`, `vocab_size`, `rope_theta`, `mrope_section`, ...) and audio keys (`d_model`,
+    `encoder_layers`, `encoder_attention_heads`, `n_window`, ...) by name; `tie_word_embeddings`;
+    `audio_config=` / `text_config=` / `vision_config=` dicts merged into the sub-configs; any other
+    key is set at the top level. `output_dim` follows `hidden_size` and `mrope_section` follows
+    `head_dim` unless given; the special token ids follow `vocab_size`.
+    """
+    ov = dict(overrides)
+    text: dict[str, Any] = {
+        "vocab_size": TINY_VOCAB_SIZE,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "hidden_act": "silu",
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 10000.0,
+        "mrope_section": None,
+        "use_sliding_window": False,
+        "tie_word_embeddings": False,
+    }
+    audio: dict[str, Any] = {
+        "num_mel_bins": 128,
+        "d_model": 32,
+        "encoder_layers": 2,
+        "encoder_attention_heads": 4,
+        "encoder_ffn_dim": 64,
+        "n_window": 10,
+        "output_dim": None,
+        "max_source_positions": 1500,
+    }
+    vision: dict[str, Any] = {
+        "depth": 1,
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_heads": 2,
+        "out_hidden_size": None,
+        "fullatt_block_indexes": [0],
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+    }
+    tie = bool(ov.pop("tie_word_embeddings", False))
+    text.update(ov.pop("text_config", {}) or {})
+    audio.update(ov.pop("audio_config", {}) or {})
+    vision.update(ov.pop("vision_config", {}) or {})
+    for k in list(ov):
+        if k in _TEXT_KEYS:
+            text[k] = ov.pop(k)
+        elif k in _AUDIO_KEYS:
+            audio[k] = ov.pop(k)
+    text["tie_word_embeddings"] = tie
+    if audio["output_dim"] is None:
+        audio["output_dim"] = text["hidden_size"]
+    if vision["out_hidden_size"] is None:
+        vision["out_hidden_size"] = text["hidden_size"]
+    mrope = text.pop("mrope_section") or default_mrope_section(text["head_dim"])
+    text["rope_parameters"] = {
+        "rope_type": "default",
+        "rope_theta": float(text.pop("rope_theta")),
+        "mrope_section": list(mrope),
+    }
+    ids = special_token_ids(text["vocab_size"])
+    text.setdefault("bos_token_id", ids["<|endoftext|>"])
+    text.setdefault("eos_token_id", ids["<|im_end|>"])
+    text.setdefault("pad_token_id", ids["<|endoftext|>"])
+    cfg: dict[str, Any] = {
+        "architectures": ["Qwen2_5OmniThinkerForConditionalGeneration"],
+        "model_type": "qwen2_5_omni_thinker",
+        "audio_config": audio,
+        "vision_config": vision,
+        "text_config": text,
+        "audio_token_index": ids["<|AUDIO|>"],
+        "image_token_index": ids["<|IMAGE|>"],
+        "video_token_index": ids["<|VIDEO|>"],
+        "audio_start_token_id": ids["<|audio_bos|>"],
+        "audio_end_token_id": ids["<|audio_eos|>"],
+        "vision_start_token_id": ids["<|vision_bos|>"],
+        "vision_end_token_id": ids["<|vision_eos|>"],
+        "position_id_per_seconds": 25,
+        "seconds_per_chunk": 2,
+        "tie_word_embeddings": tie,
+    }
+    cfg.update(ov)
+    return cfg
+
+
+def _hf_config(cfg: dict[str, Any]):
+    from transformers import Qwen2_5OmniThinkerConfig
+
+    c = copy.deepcopy(cfg)
+    c.pop("architectures", None)
+    c.pop("model_type", None)
+    return Qwen2_5OmniThinkerConfig(**c)
+
+
+def _legacy_name(name: str) -> str:
+    """transformers-5 module names → the names in the released checkpoints (what save_pretrained writes)."""
+    for new, old in (("model.language_model.", "model."), ("model.audio_tower.", "audio_tower."),
+                     ("model.visual.", "visual.")):  # fmt: skip
+        if name.startswith(new):
+            return old + name[len(new) :]
+    return name
+
+
+def _randomize_(model, seed: int) -> None:
+    """Random biases and norm weights (HF inits them to 0 / 1), so parity tests exercise them."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+            elif p.ndim == 1 and ("norm" in name or ".ln_" in name):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
+
+
+def _fake_talker_token2wav(seed: int) -> dict:
+    """A few small stand-ins for the talker / token2wav tensors of a full Omni checkpoint."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed + 2)
+    shapes = {
+        "talker.model.embed_tokens.weight": (16, 8),
+        "talker.model.layers.0.self_attn.q_proj.weight": (8, 8),
+        "talker.model.norm.weight": (8,),
+        "talker.codec_head.weight": (16, 8),
+        "talker.thinker_to_talker_proj.weight": (8, 8),
+        "token2wav.code2wav_dit_model.input_embed.proj.weight": (8, 12),
+        "token2wav.code2wav_bigvgan_model.conv_pre.weight": (8, 4, 3),
+        "token2wav.code2wav_bigvgan_model.conv_pre.bias": (8,),
+    }
+    return {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+
+
+def _write_safetensors(tensors: dict, out: Path, shards: int) -> None:
+    from safetensors.torch import save_file
+
+    keys = sorted(tensors)
+    if shards <= 1:
+        save_file({k: tensors[k].contiguous() for k in keys}, str(out / "model.safetensors"),
+                  metadata={"format": "pt"})  # fmt: skip
+        return
+    shards = min(shards, len(keys))
+    per = -(-len(keys) // shards)
+    weight_map, total = {}, 0
+    for s in range(shards):
+        name = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: tensors[k].contiguous() for k in keys[s * per : (s + 1) * per]}
+        save_file(part, str(out / name), metadata={"format": "pt"})
+        for k, t in part.items():
+            weight_map[k] = name
+            total += t.numel() * t.element_size()
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def build_tiny_checkpoint(
+    out_dir: str | Path,
+    config_overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+    omni_wrapper: bool = False,
+    shards: int = 1,
+    extra_tensors: bool = True,
+) -> Path:
+    """Writes a random tiny Qwen2.5-Omni thinker checkpoint directory and returns its path.
+
+    `omni_wrapper`: full-Omni layout (`thinker.` key prefix, a few `talker.*`/`token2wav.*` tensors,
+    config.json with `thinker_config` nested and model_type "qwen2_5_omni").
+    `shards` > 1: that many safetensors files plus `model.safetensors.index.json`.
+    `extra_tensors`: keep the vision tower's `visual.*` tensors (and, with `omni_wrapper`, the
+    talker/token2wav ones) that a converter has to skip; False writes only the thinker's
+    audio + text tensors. Tied embeddings (`tie_word_embeddings=True`) omit `lm_head.weight`, as
+    transformers does.
+    """
+    import torch
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = tiny_config(**(config_overrides or {}))
+    hf_cfg = _hf_config(cfg)
+    torch.manual_seed(seed)
+    model = Qwen2_5OmniThinkerForConditionalGeneration(hf_cfg).eval()
+    _randomize_(model, seed)
+
+    tie = cfg["tie_word_embeddings"]
+    tensors = {}
+    for name, t in model.state_dict().items():
+        name = _legacy_name(name)
+        if tie and name == "lm_head.weight":
+            continue
+        if not extra_tensors and name.startswith("visual."):
+            continue
+        tensors[name] = t.detach().clone()
+
+    config_json = hf_cfg.to_dict()
+    config_json["architectures"] = ["Qwen2_5OmniThinkerForConditionalGeneration"]
+    config_json["model_type"] = "qwen2_5_omni_thinker"
+    if omni_wrapper:
+        tensors = {"thinker." + k: v for k, v in tensors.items()}
+        if extra_tensors:
+            tensors.update(_fake_talker_token2wav(seed))
+        config_json = {
+            "architectures": ["Qwen2_5OmniModel"],
+            "model_type": "qwen2_5_omni",
+            "enable_audio_output": True,
+            "thinker_config": config_json,
+            "talker_config": {
+                "model_type": "qwen2_5_omni_talker",
+                "hidden_size": 8,
+                "audio_token_index": cfg["audio_token_index"],
+                "audio_start_token_id": cfg["audio_start_token_id"],
+                "audio_end_token_id": cfg["audio_end_token_id"],
+            },
+            "token2wav_config": {"model_type": "qwen2_5_omni_token2wav"},
+            "dtype": "float32",
+            "transformers_version": config_json.get("transformers_version"),
+        }
+    _write_safetensors(tensors, out, shards)
+    (out / "config.json").write_text(json.dumps(config_json, indent=2, sort_keys=True) + "\n")
+
+    ids = build_tokenizer(TINY_CORPUS.splitlines(), cfg["text_config"]["vocab_size"], out)
+    gen = {
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
+        "pad_token_id": ids["<|endoftext|>"],
+        "do_sample": False,
+    }
+    (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
+    return out
+
+
+def load_reference(ckpt_dir: str | Path):
+    """The checkpoint as `Qwen2_5OmniThinkerForConditionalGeneration` (float32, eval, eager attention).
+
+    Works for thinker-only and full-Omni layouts; raises if any thinker weight is missing from the
+    files (the vision tower excepted when it was left out).
+    """
+    import torch
+    from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
+
+    ckpt_dir = Path(ckpt_dir)
+    cfg = json.loads((ckpt_dir / "config.json").read_text())
+    cfg = cfg.get("thinker_config", cfg)
+    cfg = {k: v for k, v in cfg.items() if k not in ("architectures", "model_type", "transformers_version")}
+    hf_cfg = Qwen2_5OmniThinkerConfig(**cfg)
+    model, info = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
+        ckpt_dir, config=hf_cfg, dtype=torch.float32, attn_implementation="eager", output_loading_info=True
+    )
+    missing = [
+        k for k in info["missing_keys"]
+        if ".visual." not in f".{k}" and not (hf_cfg.tie_word_embeddings and k == "lm_head.weight")
+    ]  # fmt: skip
+    if missing:
+        raise ValueError(f"reference model is missing weights: {missing}")
+    return model.eval()
