@@ -292,7 +292,7 @@ def _forward_jit(params, cfg, input_ids, attention_mask, input_features, feature
 _warned_uniform = False
 
 
-def resolve_router(model: Model, method: str, router, prune_layer: int | None):
+def resolve_router(model: Model, method: str, router, prune_layer: int | None, warn: bool = True):
     """(Router, prune_layer) for a HeadRouter method; loads paths, defaults to uniform profiles."""
     from hr_jax.router import Router
 
@@ -300,7 +300,7 @@ def resolve_router(model: Model, method: str, router, prune_layer: int | None):
     heads = model.config.text.num_attention_heads
     if router is None:
         m = DEFAULT_PRUNE_LAYER if prune_layer is None else prune_layer
-        if method in ROUTE_MODES and not _warned_uniform:
+        if method in ROUTE_MODES and warn and not _warned_uniform:
             warnings.warn(
                 "HeadRouter without a router file: using uniform head profiles. Calibrate one with "
                 "`hr-jax calibrate` for real semantic/acoustic profiles.",
@@ -423,7 +423,7 @@ def _run_prefill(
 ) -> tuple[PrefillState, Plan, int]:
     """Returns the device state, the plan and the left-padding added for the bucket."""
     check_ratio(ratio)
-    router_obj, m = resolve_router(model, method, router, prune_layer)
+    router_obj, m = resolve_router(model, method, router, prune_layer, warn=ratio > 0)
     prefilter = router_obj.prefilter_for(method) if method in ROUTE_MODES else None
     padded = _pad_batch(model, batch)
     plan, keep = make_plan(model, padded, ratio, method, m, prefilter, cache_extra)
@@ -507,18 +507,21 @@ def generate_batch(
     kept = np.where(kept >= 0, kept - shift, -1)
     spread, alpha = (np.asarray(state.spread), np.asarray(state.alpha)) if routed else (None, None)
     num_audio, kept_audio = np.asarray(state.num_audio), np.asarray(state.kept_audio)
-    tokens, count = decode_core(
-        model.params,
-        model.config,
-        state,
-        jax.random.key(seed + 1),
-        prune_layer=plan.prune_layer,
-        max_new=max_new_tokens,
-        temperature=float(temperature),
-        top_p=float(top_p),
-        stop_ids=model.stop_token_ids,
-        pad_id=model.pad_token_id,
-    )
+    with warnings.catch_warnings():
+        # CPU backends cannot donate; the cache is still consumed.
+        warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
+        tokens, count = decode_core(
+            model.params,
+            model.config,
+            state,
+            jax.random.key(seed + 1),
+            prune_layer=plan.prune_layer,
+            max_new=max_new_tokens,
+            temperature=float(temperature),
+            top_p=float(top_p),
+            stop_ids=model.stop_token_ids,
+            pad_id=model.pad_token_id,
+        )
     tokens, count = np.asarray(tokens), np.asarray(count)
     t2 = time.perf_counter()
     stops = set(model.stop_token_ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any
 
@@ -37,6 +38,7 @@ class Model:
     tokenizer: Any = struct.field(pytree_node=False)
     feature_extractor: LogMelExtractor = struct.field(pytree_node=False)
     name: str = struct.field(pytree_node=False, default="")
+    stop_ids: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
 
     @property
     def dtype(self) -> jnp.dtype:
@@ -44,16 +46,23 @@ class Model:
 
     @property
     def stop_token_ids(self) -> tuple[int, ...]:
-        """`<|im_end|>` and the tokenizer's EOS: generation stops at either."""
-        ids = {self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(self.tokenizer.eos_token_id)
-        return tuple(sorted(i for i in ids if i is not None and i >= 0))
+        """Generation stops at any of these: `stop_ids` if set (`()`: never), else `<|im_end|>` and EOS."""
+        if self.stop_ids is not None:
+            return self.stop_ids
+        return default_stop_ids(self.tokenizer, {})
 
     @property
     def pad_token_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+
+def default_stop_ids(tokenizer: Any, generation_config: dict[str, Any]) -> tuple[int, ...]:
+    """`<|im_end|>`, the tokenizer's EOS and generation_config.json's `eos_token_id`s."""
+    ids = {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id}
+    eos = generation_config.get("eos_token_id")
+    ids.update(eos if isinstance(eos, list) else [eos])
+    return tuple(sorted(int(i) for i in ids if isinstance(i, int) and i >= 0))
 
 
 def load(ckpt_dir: str | os.PathLike, dtype: str | jnp.dtype | None = None) -> Model:
@@ -70,12 +79,15 @@ def load(ckpt_dir: str | os.PathLike, dtype: str | jnp.dtype | None = None) -> M
     cfg, params = load_params(ckpt_dir, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(os.fspath(ckpt_dir))
     tokenizer.padding_side = "left"
+    gen_path = os.path.join(os.fspath(ckpt_dir), "generation_config.json")
+    gen = json.load(open(gen_path)) if os.path.exists(gen_path) else {}
     return Model(
         params=params,
         config=cfg,
         tokenizer=tokenizer,
         feature_extractor=LogMelExtractor(cfg.audio.num_mel_bins),
         name=os.path.basename(os.path.normpath(os.fspath(ckpt_dir))),
+        stop_ids=default_stop_ids(tokenizer, gen),
     )
 
 

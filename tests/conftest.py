@@ -1,4 +1,66 @@
+"""Shared fixtures: tiny random Qwen2.5-Omni thinker checkpoints built with transformers.
+
+Nothing is downloaded: each checkpoint is created from a config with random weights, written in
+the Hugging Face layout, and converted with the real converter once per test session.
+"""
+
+from __future__ import annotations
+
 import os
 
-# Tests run in float32 on the CPU; keep XLA from grabbing every core's worth of threads twice over.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+# Two decoder shapes: GQA 2:1 with 3 layers, and GQA 6:1 (one KV head) with 4 layers.
+TINY_CONFIGS = {
+    "gqa2": {},
+    "gqa6": {"num_attention_heads": 6, "num_key_value_heads": 1, "head_dim": 8, "num_hidden_layers": 4},
+}
+
+
+def _build(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[str, str]:
+    from convert.hf_to_jax import convert
+    from hr_jax.tiny import build_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp(f"tiny_{name}")
+    hf = build_tiny_checkpoint(root / "hf", config_overrides=TINY_CONFIGS[name], seed=len(name))
+    out = convert(hf, root / "jax", dtype="float32")
+    return str(hf), str(out)
+
+
+@pytest.fixture(scope="session", params=sorted(TINY_CONFIGS))
+def tiny_pair(request, tmp_path_factory) -> tuple[str, str]:
+    """(Hugging Face dir, converted dir) for each tiny configuration."""
+    return _build(tmp_path_factory, request.param)
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> tuple[str, str]:
+    """(Hugging Face dir, converted dir) of the default tiny configuration."""
+    return _build(tmp_path_factory, "gqa2")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_ckpt):
+    from hr_jax.model import load
+
+    return load(tiny_ckpt[1])
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tiny_ckpt):
+    from hr_jax.tiny import load_reference
+
+    return load_reference(tiny_ckpt[0])
+
+
+def waveform(seconds: float, seed: int = 0) -> np.ndarray:
+    """A deterministic test waveform: a few harmonics plus noise, 16 kHz float32."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * 16000))
+    t = np.arange(n) / 16000.0
+    f0 = 110.0 * (1 + seed % 5)
+    x = sum(np.sin(2 * np.pi * f0 * (h + 1) * t) / (h + 1) for h in range(4))
+    return (0.2 * x + 0.05 * rng.standard_normal(n)).astype(np.float32)
