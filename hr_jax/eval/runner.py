@@ -1,0 +1,714 @@
+"""Batched, data-parallel, resumable evaluation of a checkpoint over a benchmark.
+
+How a run proceeds (``run_eval``):
+
+1. Multi-host: when launched on several hosts (``JAX_COORDINATOR_ADDRESS`` set, or
+   ``HR_JAX_DISTRIBUTED=1`` on a cluster ``jax.distributed.initialize()`` detects by itself,
+   e.g. SLURM or a TPU pod), ``jax.distributed.initialize()`` is called first. Each host then
+   evaluates every ``process_count``-th sample on its own local devices and writes its results
+   under ``<out_dir>/process_<index>/``; ``hr-jax report`` merges them. No cross-host
+   collective is needed. (Documented, not tested here.)
+2. All requested tasks are loaded up front; data problems are printed and written to
+   ``load_report.json`` and never stop the run.
+3. Data parallelism: a mesh of ``jax.local_devices()`` with one axis ``"data"`` is handed to
+   ``hr_jax.generate_batch``, which shards the batch axis over it (``jit`` with
+   ``NamedSharding``, the current JAX way; no ``pmap``). The batch size is rounded up to a
+   multiple of the device count.
+4. Length bucketing: each task's samples are sorted by audio duration (longest first, so an
+   out-of-memory batch shows up at once; ties by id) and cut into batches in that order, so a
+   batch holds audios of similar length and the engine's padded-length buckets repeat, letting
+   one compiled program serve many batches. The last batch is padded by repeating its last
+   sample; padding rows are never written or scored.
+5. Every (task, method, ratio) streams to its own JSONL (:mod:`hr_jax.eval.results`), one
+   flushed write per batch. On start, ids already in the file are skipped (a partial last line
+   from a kill is cut off first), so an interrupted run resumes where it stopped, and a finished
+   run is left byte-for-byte untouched. Ctrl-C stops after writing what is done and leaves
+   valid files; ``stop_after=N`` stops after N samples (tests use it to simulate a kill).
+6. ``run_summary.json`` records the request and each file's progress (rewritten only when its
+   content changes).
+
+Vanilla (unpruned) is the method "vanilla" at ratio 0; any method at ratio 0 is vanilla.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import math
+import os
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from hr_jax.eval import audio_io, results
+from hr_jax.eval.datasets import Sample, load_benchmark
+from hr_jax.eval.metrics import normalize_transcript
+from hr_jax.eval.prompts import build_prompt, clean_transcript, parse_answer
+from hr_jax.eval.tasks import normalize_benchmark
+
+VANILLA = "vanilla"
+METHODS = (
+    VANILLA,
+    "headrouter",
+    "random",
+    "frame",
+    "fastv",
+    "dart",
+    "hard",
+    "no_router",
+    "no_prefilter",
+    "semantic",
+    "acoustic",
+)
+MAX_CONSECUTIVE_FAILURES = 3
+
+GenerateFn = Callable[..., Any]
+"""``fn(audios, prompts, *, ratio, method, router, max_new_tokens, mesh, seed) -> out``.
+
+`audios` is a list of 1-D float32 16 kHz arrays, `prompts` a list of str, both of the padded
+batch size. `out` has the attributes of ``hr_jax.generate_batch``'s result (texts,
+num_generated, num_audio, kept_audio, kept_positions, alpha, spread, prefill_s, decode_s) and
+optionally ``audio_start`` ([B], index in the row's input_ids of its first audio token), which
+maps kept_positions to audio-token indices for the kept-token plots.
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One result file's worth of work."""
+
+    task: str
+    method: str
+    ratio: float
+    path: str
+    max_new_tokens: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineResult:
+    """``hr_jax.generate_batch``'s output plus each row's first audio-token index."""
+
+    texts: list[str]
+    num_generated: Any
+    num_audio: Any
+    kept_audio: Any
+    kept_positions: Any
+    alpha: Any
+    spread: Any
+    prefill_s: float
+    decode_s: float
+    audio_start: Any = None
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def plan_methods(methods: Iterable[str], ratios: Iterable[float]) -> list[tuple[str, float]]:
+    """(method, ratio) pairs to run, in order, vanilla once; any method at ratio 0 is vanilla."""
+    ratios = [float(r) for r in ratios]
+    pairs: list[tuple[str, float]] = []
+    for m in methods:
+        m = m.strip().lower().replace("-", "_")
+        if not m:
+            continue
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
+        if m == VANILLA:
+            pairs.append((VANILLA, 0.0))
+            continue
+        for r in ratios:
+            if not 0.0 <= r < 1.0:
+                raise ValueError(f"pruning ratio must be in [0, 1), got {r}")
+            pairs.append((VANILLA, 0.0) if r == 0.0 else (m, r))
+    return list(dict.fromkeys(pairs))
+
+
+def round_batch_size(batch_size: int, num_devices: int) -> int:
+    """`batch_size` rounded up to a multiple of `num_devices` (at least one row per device)."""
+    if batch_size < 1 or num_devices < 1:
+        raise ValueError(f"batch size and device count must be positive ({batch_size}, {num_devices})")
+    return int(math.ceil(batch_size / num_devices) * num_devices)
+
+
+def bucket_order(samples: Sequence[Sample]) -> list[Sample]:
+    """Samples sorted longest audio first (ties by id), for length-homogeneous batches."""
+    return sorted(samples, key=lambda s: (-(s.duration_s or 0.0), s.id))
+
+
+def pad_batch(items: Sequence[Any], batch_size: int) -> list[Any]:
+    """`items` padded to `batch_size` by repeating the last one."""
+    if not items:
+        raise ValueError("cannot pad an empty batch")
+    return list(items) + [items[-1]] * (batch_size - len(items))
+
+
+def batch_seed(seed: int, ids: Sequence[str]) -> int:
+    """A per-batch seed that depends only on the base seed and the batch's sample ids."""
+    return (seed + zlib.crc32("\n".join(ids).encode("utf-8"))) % (2**31 - 1)
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def maybe_initialize_distributed() -> bool:
+    """Call ``jax.distributed.initialize()`` when launched multi-host; True if it was called.
+
+    Triggered by ``JAX_COORDINATOR_ADDRESS`` (with ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID``) or by ``HR_JAX_DISTRIBUTED=1`` (cluster auto-detection). Must run before
+    anything else touches JAX's backends.
+    """
+    if not (os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("HR_JAX_DISTRIBUTED") == "1"):
+        return False
+    import jax
+
+    try:
+        jax.distributed.initialize()
+    except RuntimeError as exc:  # already initialised, or backends already started
+        print(f"[hr_jax.eval] jax.distributed.initialize() skipped: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def make_mesh(devices: Sequence[Any] | None = None):
+    """A 1-D ``jax.sharding.Mesh`` named ``"data"`` over `devices` (default: all local devices)."""
+    import jax
+    from jax.sharding import Mesh
+
+    devs = list(devices) if devices is not None else list(jax.local_devices())
+    return Mesh(np.array(devs), ("data",))
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+def _field(batch: Any, name: str) -> Any:
+    if isinstance(batch, dict):
+        return batch.get(name)
+    return getattr(batch, name, None)
+
+
+def _audio_token_id(model: Any) -> int | None:
+    cfg = getattr(model, "config", None)
+    for name in ("audio_token_id", "audio_token_index"):
+        value = getattr(cfg, name, None)
+        if value is not None:
+            return int(value)
+    return None
+
+
+def audio_starts(input_ids: Any, audio_token_id: int | None) -> np.ndarray | None:
+    """Per row, the index of the first audio token in `input_ids` (-1 if none)."""
+    if input_ids is None or audio_token_id is None:
+        return None
+    ids = np.asarray(input_ids)
+    if ids.ndim != 2:
+        return None
+    is_audio = ids == audio_token_id
+    return np.where(is_audio.any(axis=1), is_audio.argmax(axis=1), -1)
+
+
+def engine_generate_fn(model: Any) -> GenerateFn:
+    """A :data:`GenerateFn` running ``hr_jax.make_batch`` + ``hr_jax.generate_batch`` on `model`."""
+    import hr_jax
+
+    make_batch = getattr(hr_jax, "make_batch", None)
+    generate_batch = getattr(hr_jax, "generate_batch", None)
+    if make_batch is None:  # before the package re-exports them
+        from hr_jax.batch import make_batch
+    if generate_batch is None:
+        from hr_jax.engine import generate_batch
+    token_id = _audio_token_id(model)
+
+    def generate(audios, prompts, *, ratio, method, router, max_new_tokens, mesh, seed):
+        batch = make_batch(model, audios, prompts)
+        out = generate_batch(
+            model,
+            batch,
+            ratio,
+            method=method,
+            router=router,
+            max_new_tokens=max_new_tokens,
+            mesh=mesh,
+            seed=seed,
+        )
+        return EngineResult(
+            texts=list(out.texts),
+            num_generated=out.num_generated,
+            num_audio=out.num_audio,
+            kept_audio=out.kept_audio,
+            kept_positions=getattr(out, "kept_positions", None),
+            alpha=getattr(out, "alpha", None),
+            spread=getattr(out, "spread", None),
+            prefill_s=float(out.prefill_s),
+            decode_s=float(out.decode_s),
+            audio_start=audio_starts(_field(batch, "input_ids"), token_id),
+        )
+
+    return generate
+
+
+def kept_audio_mask(out: Any, row: int, num_audio: int) -> np.ndarray | None:
+    """Boolean mask over the row's audio tokens of those kept, from kept_positions and audio_start."""
+    kept = getattr(out, "kept_positions", None)
+    starts = getattr(out, "audio_start", None)
+    if kept is None or starts is None or num_audio <= 0:
+        return None
+    start = int(np.asarray(starts)[row])
+    if start < 0:
+        return None
+    pos = np.asarray(kept)[row]
+    idx = pos[(pos >= start) & (pos < start + num_audio)] - start
+    mask = np.zeros(num_audio, dtype=bool)
+    mask[idx] = True
+    return mask
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def score(sample: Sample, reply: str) -> tuple[str | None, bool]:
+    """(prediction, correct): the parsed letter, or the cleaned transcript for ASR."""
+    if sample.is_asr:
+        hyp = clean_transcript(reply)
+        return hyp, normalize_transcript(hyp) == normalize_transcript(sample.reference or "")
+    pred = parse_answer(reply, sample.choices)
+    return pred, pred is not None and pred == sample.answer
+
+
+def _base_row(sample: Sample, method: str, ratio: float, prompt: str) -> dict[str, Any]:
+    return {
+        "id": sample.id,
+        "task": sample.task,
+        "category": sample.category,
+        "method": method,
+        "ratio": ratio,
+        "audio_paths": list(sample.audio_paths),
+        "duration_s": None if sample.duration_s is None else round(sample.duration_s, 3),
+        "prompt": prompt,
+    }
+
+
+def _opt_list(value: Any, row: int, ndigits: int = 6) -> Any:
+    if value is None:
+        return None
+    arr = np.asarray(value)[row]
+    if arr.ndim == 0:
+        return round(float(arr), ndigits)
+    return [round(float(v), ndigits) for v in arr]
+
+
+def result_row(
+    sample: Sample,
+    method: str,
+    ratio: float,
+    prompt: str,
+    out: Any,
+    row: int,
+    batch_rows: int,
+    batch_real: int,
+) -> dict[str, Any]:
+    """The JSONL row for `sample`, which was row `row` of the engine output `out`."""
+    reply = out.texts[row]
+    pred, correct = score(sample, reply)
+    num_audio = int(np.asarray(out.num_audio)[row])
+    mask = kept_audio_mask(out, row, num_audio) if ratio > 0 else None
+    return {
+        **_base_row(sample, method, ratio, prompt),
+        "reply": reply,
+        "prediction": pred,
+        "reference": sample.reference if sample.is_asr else sample.answer,
+        "correct": bool(correct),
+        "num_audio": num_audio,
+        "kept_audio": int(np.asarray(out.kept_audio)[row]),
+        "kept_mask": None if mask is None else results.encode_mask(mask),
+        "alpha": _opt_list(out.alpha, row),
+        "spread": _opt_list(out.spread, row),
+        "num_generated": int(np.asarray(out.num_generated)[row]),
+        "timings": {
+            "batch_prefill_s": round(float(out.prefill_s), 6),
+            "batch_decode_s": round(float(out.decode_s), 6),
+            "batch_rows": batch_rows,
+            "batch_real": batch_real,
+        },
+        "error": None,
+    }
+
+
+def error_row(sample: Sample, method: str, ratio: float, prompt: str, error: str) -> dict[str, Any]:
+    """The JSONL row of a sample that could not be run (e.g. unreadable audio)."""
+    return {
+        **_base_row(sample, method, ratio, prompt),
+        "reply": None,
+        "prediction": None,
+        "reference": sample.reference if sample.is_asr else sample.answer,
+        "correct": False,
+        "num_audio": None,
+        "kept_audio": None,
+        "kept_mask": None,
+        "alpha": None,
+        "spread": None,
+        "num_generated": 0,
+        "timings": None,
+        "error": error,
+    }
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class _Stop(Exception):
+    """stop_after reached."""
+
+
+def _load_audios(samples: Sequence[Sample]) -> list[np.ndarray | Exception]:
+    out: list[np.ndarray | Exception] = []
+    for s in samples:
+        try:
+            out.append(audio_io.load_waveform(s.audio_paths))
+        except Exception as exc:  # a data problem: recorded as an error row, never a crash
+            out.append(exc)
+    return out
+
+
+def _summary_files(run_dir: str, jobs: Sequence[Job], expected: dict[str, int]) -> list[dict[str, Any]]:
+    files = []
+    for job in jobs:
+        rows = {r["id"]: r for r in results.read_results(job.path)}
+        ok = [r for r in rows.values() if not r.get("error")]
+        files.append(
+            {
+                "path": os.path.relpath(job.path, run_dir),
+                "task": job.task,
+                "method": job.method,
+                "ratio": job.ratio,
+                "expected": expected[job.task],
+                "done": len(rows),
+                "errors": len(rows) - len(ok),
+                "generated_tokens": int(sum(r.get("num_generated") or 0 for r in ok)),
+                "prefill_s": round(
+                    sum(
+                        r["timings"]["batch_prefill_s"] / r["timings"]["batch_rows"]
+                        for r in ok
+                        if r.get("timings")
+                    ),
+                    3,
+                ),
+                "decode_s": round(
+                    sum(
+                        r["timings"]["batch_decode_s"] / r["timings"]["batch_rows"]
+                        for r in ok
+                        if r.get("timings")
+                    ),
+                    3,
+                ),
+            }
+        )
+    return files
+
+
+def run_eval(
+    ckpt_or_model: Any,
+    data_dir: str,
+    benchmark: str,
+    tasks: Sequence[str] | None,
+    methods: Sequence[str],
+    ratios: Sequence[float],
+    out_dir: str,
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    limit: int | None = None,
+    router: Any = None,
+    stop_after: int | None = None,
+    *,
+    asr_max_new_tokens: int = 1024,
+    seed: int = 0,
+    generate_fn: GenerateFn | None = None,
+    devices: Sequence[Any] | None = None,
+    progress: bool = True,
+    check_audio: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint over a benchmark for several methods and ratios.
+
+    Args:
+        ckpt_or_model: a converted checkpoint directory (loaded with ``hr_jax.load``) or a loaded
+            Model; ignored when `generate_fn` is given.
+        data_dir: the benchmark directory (:mod:`hr_jax.eval.datasets`).
+        benchmark: "audiomarathon" or "mmau-pro".
+        tasks: task names (None or ["all"] for all).
+        methods: method names; "vanilla" runs the unpruned model once per task.
+        ratios: pruning ratios for the other methods.
+        out_dir: the run directory (created; reused to resume).
+        batch_size: rows per batch, rounded up to a multiple of the local device count.
+        max_new_tokens: generation budget for multiple-choice tasks.
+        limit: evaluate only the first `limit` samples of each task (file order).
+        router: router file / object handed to the engine (HeadRouter and its ablations).
+        stop_after: stop after this many samples in this call (resumable, like an interrupt).
+        asr_max_new_tokens: generation budget for ASR (long transcripts).
+        seed: base seed; each batch's seed is derived from it and the batch's ids.
+        generate_fn: replaces the engine (tests; other backends); see :data:`GenerateFn`.
+        devices: devices of the mesh (default ``jax.local_devices()``).
+        progress: show a tqdm bar per (task, method, ratio).
+        check_audio: probe audio files while loading (duration for bucketing, early problems).
+
+    Returns:
+        The run summary (also written to ``<out_dir>/run_summary.json``); its ``status`` is
+        "complete", "stopped" (stop_after), "interrupted" (Ctrl-C) or "incomplete" (failed
+        batches, which a rerun retries). After MAX_CONSECUTIVE_FAILURES failing batches in a
+        row the summary is written with status "failed" and the engine's exception raised.
+    """
+    from tqdm.auto import tqdm
+
+    maybe_initialize_distributed()
+    import jax
+
+    bench = normalize_benchmark(benchmark)
+    pairs = plan_methods(methods, ratios)
+    if not pairs:
+        raise ValueError("no methods to run")
+    by_task, load_report = load_benchmark(bench, data_dir, tasks, check_audio=check_audio)
+    print(load_report.summary(), file=sys.stderr)
+
+    n_proc, proc = jax.process_count(), jax.process_index()
+    run_dir = out_dir if n_proc == 1 else os.path.join(out_dir, f"process_{proc}")
+    os.makedirs(run_dir, exist_ok=True)
+    results.write_if_changed(
+        os.path.join(run_dir, "load_report.json"),
+        json.dumps(load_report.to_dict(), indent=1, ensure_ascii=False) + "\n",
+    )
+
+    for task in by_task:
+        samples = by_task[task][:limit] if limit is not None else by_task[task]
+        by_task[task] = bucket_order(samples[proc::n_proc])
+
+    mesh = make_mesh(devices)
+    n_dev = mesh.devices.size
+    bs = round_batch_size(batch_size, n_dev)
+    if generate_fn is None:
+        model = ckpt_or_model
+        if isinstance(model, (str, os.PathLike)):
+            import hr_jax
+
+            load = getattr(hr_jax, "load", None)
+            if load is None:  # before the package re-exports it
+                from hr_jax.model import load
+            model = load(os.fspath(model))
+        generate_fn = engine_generate_fn(model)
+
+    jobs = [
+        Job(
+            task,
+            m,
+            r,
+            results.result_path(run_dir, task, m, r),
+            asr_max_new_tokens if any(s.is_asr for s in by_task[task]) else max_new_tokens,
+        )
+        for task in by_task
+        for m, r in pairs
+    ]
+    expected = {t: len(s) for t, s in by_task.items()}
+    processed = 0
+    status = "complete"
+    failures: list[dict[str, Any]] = []
+    error: Exception | None = None
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        for job in jobs:
+            if stop_after is not None and processed >= stop_after:
+                raise _Stop
+            done = {r["id"] for r in results.read_results(job.path, repair=True)}
+            todo = [s for s in by_task[job.task] if s.id not in done]
+            if not todo:
+                continue
+            processed, ok = _run_job(
+                job,
+                todo,
+                len(done),
+                bs,
+                mesh,
+                generate_fn,
+                router,
+                seed,
+                stop_after,
+                processed,
+                progress,
+                tqdm,
+                pool,
+                failures,
+            )
+            if not ok:
+                status = "incomplete"
+    except _Stop:
+        status = "stopped"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        print("\n[hr_jax.eval] interrupted; results so far are saved, rerun to resume", file=sys.stderr)
+    except Exception as exc:  # written into the summary, then raised
+        status, error = "failed", exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for job in jobs:  # a kill mid-write can leave a partial line: leave valid files behind
+            results.read_results(job.path, repair=True)
+    summary = {
+        "benchmark": bench,
+        "data_dir": os.path.abspath(data_dir),
+        "tasks": list(by_task),
+        "methods": [{"method": m, "ratio": r} for m, r in pairs],
+        "batch_size": bs,
+        "num_devices": int(n_dev),
+        "process": {"index": proc, "count": n_proc},
+        "max_new_tokens": max_new_tokens,
+        "asr_max_new_tokens": asr_max_new_tokens,
+        "limit": limit,
+        "router": router if isinstance(router, (str, type(None))) else repr(type(router)),
+        "seed": seed,
+        "status": status,
+        "load": {k: v for k, v in load_report.to_dict().items() if k not in ("problems", "files")},
+        "files": _summary_files(run_dir, jobs, expected),
+    }
+    if failures:
+        summary["failures"] = failures
+    results.write_if_changed(
+        os.path.join(run_dir, "run_summary.json"), json.dumps(summary, indent=1, ensure_ascii=False) + "\n"
+    )
+    if error is not None:
+        raise error
+    return summary
+
+
+def _generate_rows(items, job, bs, generate_fn, router, mesh, seed, prompts_of) -> list[dict[str, Any]]:
+    """Run (sample, waveform) items as one padded batch; their result rows, in order."""
+    padded = pad_batch(items, bs)
+    out = generate_fn(
+        [a for _, a in padded],
+        [prompts_of[s.id] for s, _ in padded],
+        ratio=job.ratio,
+        method=job.method,
+        router=router,
+        max_new_tokens=job.max_new_tokens,
+        mesh=mesh,
+        seed=batch_seed(seed, [s.id for s, _ in padded]),
+    )
+    return [
+        result_row(s, job.method, job.ratio, prompts_of[s.id], out, row, len(padded), len(items))
+        for row, (s, _) in enumerate(items)
+    ]
+
+
+def _run_job(
+    job,
+    todo,
+    n_done,
+    bs,
+    mesh,
+    generate_fn,
+    router,
+    seed,
+    stop_after,
+    processed,
+    progress,
+    tqdm,
+    pool,
+    failures,
+) -> tuple[int, bool]:
+    """Run the remaining samples of one job; returns (samples processed so far, no failures)."""
+    n_run = len(todo) if stop_after is None else min(len(todo), max(stop_after - processed, 0))
+    batches = [todo[i : min(i + bs, n_run)] for i in range(0, n_run, bs)]
+    os.makedirs(os.path.dirname(job.path), exist_ok=True)
+    desc = f"{job.task} {job.method} r={results.format_ratio(job.ratio)}"
+    bar = tqdm(
+        total=n_done + len(todo),
+        initial=n_done,
+        desc=desc,
+        unit="sample",
+        disable=not progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
+    tokens, seconds, consecutive, all_ok = 0, 0.0, 0, True
+    prompts_of = {s.id: build_prompt(s) for b in batches for s in b}
+    future = pool.submit(_load_audios, batches[0]) if batches else None
+    try:
+        with open(job.path, "a", encoding="utf-8") as f:
+            for bi, batch in enumerate(batches):
+                audios = future.result()
+                future = pool.submit(_load_audios, batches[bi + 1]) if bi + 1 < len(batches) else None
+                rows_by_id: dict[str, dict[str, Any]] = {}
+                runnable = []
+                for s, a in zip(batch, audios, strict=True):
+                    if isinstance(a, Exception):
+                        rows_by_id[s.id] = error_row(
+                            s, job.method, job.ratio, prompts_of[s.id], f"{type(a).__name__}: {a}"
+                        )
+                    else:
+                        runnable.append((s, a))
+                if runnable:
+                    try:
+                        try:
+                            for row in _generate_rows(
+                                runnable, job, bs, generate_fn, router, mesh, seed, prompts_of
+                            ):
+                                rows_by_id[row["id"]] = row
+                        except ValueError as exc:  # a data problem in some row: isolate it
+                            print(
+                                f"[hr_jax.eval] {desc}: batch rejected ({exc}); retrying sample by sample",
+                                file=sys.stderr,
+                            )
+                            for item in runnable:
+                                s = item[0]
+                                try:
+                                    (row,) = _generate_rows(
+                                        [item], job, bs, generate_fn, router, mesh, seed, prompts_of
+                                    )
+                                except ValueError as exc1:
+                                    row = error_row(
+                                        s, job.method, job.ratio, prompts_of[s.id], f"ValueError: {exc1}"
+                                    )
+                                rows_by_id[s.id] = row
+                    except Exception as exc:
+                        consecutive += 1
+                        all_ok = False
+                        ids = [s.id for s, _ in runnable]
+                        failures.append(
+                            {
+                                "task": job.task,
+                                "method": job.method,
+                                "ratio": job.ratio,
+                                "ids": ids,
+                                "error": f"{type(exc).__name__}: {exc}",
+                            }
+                        )
+                        print(
+                            f"[hr_jax.eval] {desc}: batch of {len(ids)} failed "
+                            f"({type(exc).__name__}: {exc}); not written, a rerun retries it",
+                            file=sys.stderr,
+                        )
+                        if consecutive >= MAX_CONSECUTIVE_FAILURES:
+                            raise
+                        for sid in ids:
+                            rows_by_id.pop(sid, None)
+                    else:
+                        consecutive = 0
+                        for s, _ in runnable:
+                            r = rows_by_id[s.id]
+                            tokens += r["num_generated"]
+                            if r.get("timings"):  # each row carries its batch's share of the time
+                                t = r["timings"]
+                                seconds += (t["batch_prefill_s"] + t["batch_decode_s"]) / max(
+                                    t["batch_real"], 1
+                                )
+                # rows in batch order, so the file order does not depend on which samples failed to load
+                rows = [rows_by_id[s.id] for s in batch if s.id in rows_by_id]
+                results.append_rows(f, rows)
+                processed += len(batch)
+                bar.update(len(batch))
+                if seconds > 0:
+                    bar.set_postfix(tok_s=f"{tokens / seconds:.1f}", refresh=False)
+                if stop_after is not None and processed >= stop_after:
+                    raise _Stop
+    finally:
+        bar.close()
+    return processed, all_ok
