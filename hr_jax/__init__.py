@@ -1,1 +1,33 @@
-"""hr_jax: Qwen2.5-Omni thinker in JAX with HeadRouter audio-token pruning."""
+"""hr_jax: the Qwen2.5-Omni thinker in JAX with HeadRouter audio-token pruning.
+
+    model = hr_jax.load("ckpt/")                       # converted with `python -m convert.hf_to_jax`
+    text = hr_jax.generate(model, "clip.wav", 0.6, prompt="What is said?")
+"""
+
+from hr_jax.batch import Batch, make_batch
+from hr_jax.engine import METHODS, GenerateOutput, Prefill, forward, generate, generate_batch, prefill
+from hr_jax.model import Model, load
+from hr_jax.router import Router
+
+__all__ = [
+    "METHODS",
+    "Batch",
+    "GenerateOutput",
+    "Model",
+    "Prefill",
+    "Router",
+    "calibrate",
+    "forward",
+    "generate",
+    "generate_batch",
+    "load",
+    "make_batch",
+    "prefill",
+]
+
+
+def calibrate(*args, **kwargs):
+    """See `hr_jax.calibrate.calibrate`."""
+    from hr_jax.calibrate import calibrate as _calibrate
+
+    return _calibrate(*args, **kwargs)
