@@ -15,7 +15,7 @@ Columns after the tasks:
 
 Rows with errors (unreadable audio) are counted but not scored. A cell computed on fewer
 samples than vanilla's is marked ``*``; a Mean over fewer columns than vanilla has is marked
-``*`` too. The best Avg. of each ratio block is in bold.
+``*`` too. The best Avg. of each ratio block (among rows covering every column) is in bold.
 """
 
 from __future__ import annotations
@@ -191,7 +191,12 @@ class Report:
             for r in rows:
                 cells = [_fmt_cell(r.cells.get(c.key)) for c in self.columns]
                 avg = _fmt_pct(r.avg_pct)
-                if best is not None and r.avg_pct is not None and math.isclose(r.avg_pct, best):
+                if (
+                    best is not None
+                    and not r.partial
+                    and r.avg_pct is not None
+                    and math.isclose(r.avg_pct, best)
+                ):
                     avg = f"**{avg}**"
                 mean = "" if r.mean is None else f"{r.mean:.1f}" + ("*" if r.partial else "")
                 diff = "" if r.method == "vanilla" else _fmt_diff(r.diff)
@@ -249,7 +254,7 @@ def _fmt_diff(v: float | None) -> str:
 
 
 def _best_avg(rows: Sequence[Row]) -> float | None:
-    vals = [r.avg_pct for r in rows if r.avg_pct is not None]
+    vals = [r.avg_pct for r in rows if r.avg_pct is not None and not r.partial]
     return max(vals) if vals else None
 
 
