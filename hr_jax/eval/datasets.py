@@ -177,13 +177,19 @@ class LoadReport:
             f"in {len(self.files)} file(s); {self.dropped} left out"
             + (f"; {self.not_requested} in categories not requested" if self.not_requested else "")
         ]
-        if self.problems:
-            lines.append("problems: " + ", ".join(f"{k}={v}" for k, v in self.counts().items()))
-            for p in self.problems[:max_listed]:
+        missing = [p.task for p in self.problems if p.kind == MISSING_TASK]
+        if missing:
+            lines.append(f"tasks not found in the data directory (skipped): {', '.join(missing)}")
+        listed = [p for p in self.problems if p.kind != MISSING_TASK]
+        if listed:
+            lines.append(
+                "problems: " + ", ".join(f"{k}={v}" for k, v in self.counts().items() if k != MISSING_TASK)
+            )
+            for p in listed[:max_listed]:
                 where = f"{p.source}" + (f" #{p.record}" if p.record is not None else "")
                 lines.append(f"  [{p.kind}] {p.task}: {where}: {p.reason}")
-            if len(self.problems) > max_listed:
-                lines.append(f"  ... and {len(self.problems) - max_listed} more (see load_report.json)")
+            if len(listed) > max_listed:
+                lines.append(f"  ... and {len(listed) - max_listed} more (see load_report.json)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -65,6 +65,9 @@ METHODS = (
     "acoustic",
 )
 MAX_CONSECUTIVE_FAILURES = 3
+# The engine has no "vanilla" method name: ratio 0 is the unpruned model whatever the method,
+# so vanilla rows call it with this (router-free) method at ratio 0.
+ENGINE_VANILLA_METHOD = "frame"
 
 GenerateFn = Callable[..., Any]
 """``fn(audios, prompts, *, ratio, method, router, max_new_tokens, mesh, seed) -> out``.
@@ -212,7 +215,11 @@ def audio_starts(input_ids: Any, audio_token_id: int | None) -> np.ndarray | Non
 
 
 def engine_generate_fn(model: Any) -> GenerateFn:
-    """A :data:`GenerateFn` running ``hr_jax.make_batch`` + ``hr_jax.generate_batch`` on `model`."""
+    """A :data:`GenerateFn` running ``hr_jax.make_batch`` + ``hr_jax.generate_batch`` on `model`.
+
+    With a multi-device mesh, the model's parameters are replicated over the mesh once (the
+    batch is sharded along ``"data"`` by the engine), so every device holds a full copy.
+    """
     import hr_jax
 
     make_batch = getattr(hr_jax, "make_batch", None)
@@ -222,14 +229,26 @@ def engine_generate_fn(model: Any) -> GenerateFn:
     if generate_batch is None:
         from hr_jax.engine import generate_batch
     token_id = _audio_token_id(model)
+    placed: dict[int, Any] = {}
+
+    def on_mesh(mesh) -> Any:
+        """The model replicated on every device of the mesh (once per mesh), for data parallelism."""
+        if mesh is None or mesh.devices.size == 1:
+            return model
+        if id(mesh) not in placed:
+            import jax
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            placed[id(mesh)] = jax.device_put(model, NamedSharding(mesh, PartitionSpec()))
+        return placed[id(mesh)]
 
     def generate(audios, prompts, *, ratio, method, router, max_new_tokens, mesh, seed):
         batch = make_batch(model, audios, prompts)
         out = generate_batch(
-            model,
+            on_mesh(mesh),
             batch,
             ratio,
-            method=method,
+            method=ENGINE_VANILLA_METHOD if method == VANILLA else method,
             router=router,
             max_new_tokens=max_new_tokens,
             mesh=mesh,
@@ -460,8 +479,6 @@ def run_eval(
         batches, which a rerun retries). After MAX_CONSECUTIVE_FAILURES failing batches in a
         row the summary is written with status "failed" and the engine's exception raised.
     """
-    from tqdm.auto import tqdm
-
     maybe_initialize_distributed()
     import jax
 
@@ -510,37 +527,19 @@ def run_eval(
         for m, r in pairs
     ]
     expected = {t: len(s) for t, s in by_task.items()}
-    processed = 0
+    ctx = _Context(bs, mesh, generate_fn, router, seed, stop_after, progress)
     status = "complete"
-    failures: list[dict[str, Any]] = []
     error: Exception | None = None
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     try:
         for job in jobs:
-            if stop_after is not None and processed >= stop_after:
+            if stop_after is not None and ctx.processed >= stop_after:
                 raise _Stop
             done = {r["id"] for r in results.read_results(job.path, repair=True)}
             todo = [s for s in by_task[job.task] if s.id not in done]
-            if not todo:
-                continue
-            processed, ok = _run_job(
-                job,
-                todo,
-                len(done),
-                bs,
-                mesh,
-                generate_fn,
-                router,
-                seed,
-                stop_after,
-                processed,
-                progress,
-                tqdm,
-                pool,
-                failures,
-            )
-            if not ok:
-                status = "incomplete"
+            if todo:
+                _run_job(job, todo, len(done), ctx)
+        if ctx.failures:
+            status = "incomplete"
     except _Stop:
         status = "stopped"
     except KeyboardInterrupt:
@@ -549,7 +548,7 @@ def run_eval(
     except Exception as exc:  # written into the summary, then raised
         status, error = "failed", exc
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        ctx.pool.shutdown(wait=True, cancel_futures=True)
         for job in jobs:  # a kill mid-write can leave a partial line: leave valid files behind
             results.read_results(job.path, repair=True)
     summary = {
@@ -569,8 +568,8 @@ def run_eval(
         "load": {k: v for k, v in load_report.to_dict().items() if k not in ("problems", "files")},
         "files": _summary_files(run_dir, jobs, expected),
     }
-    if failures:
-        summary["failures"] = failures
+    if ctx.failures:
+        summary["failures"] = ctx.failures
     results.write_if_changed(
         os.path.join(run_dir, "run_summary.json"), json.dumps(summary, indent=1, ensure_ascii=False) + "\n"
     )
@@ -579,44 +578,79 @@ def run_eval(
     return summary
 
 
-def _generate_rows(items, job, bs, generate_fn, router, mesh, seed, prompts_of) -> list[dict[str, Any]]:
+@dataclasses.dataclass
+class _Context:
+    """What every job of a run shares, and the run's progress."""
+
+    batch_size: int
+    mesh: Any
+    generate_fn: GenerateFn
+    router: Any
+    seed: int
+    stop_after: int | None
+    progress: bool
+    processed: int = 0
+    engine_ok: bool = False  # some engine call succeeded: later row-level ValueErrors are data problems
+    failures: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    pool: concurrent.futures.ThreadPoolExecutor = dataclasses.field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    )
+
+
+def _generate_rows(items, job: Job, ctx: _Context, prompts_of: dict[str, str]) -> list[dict[str, Any]]:
     """Run (sample, waveform) items as one padded batch; their result rows, in order."""
-    padded = pad_batch(items, bs)
-    out = generate_fn(
+    padded = pad_batch(items, ctx.batch_size)
+    out = ctx.generate_fn(
         [a for _, a in padded],
         [prompts_of[s.id] for s, _ in padded],
         ratio=job.ratio,
         method=job.method,
-        router=router,
+        router=ctx.router,
         max_new_tokens=job.max_new_tokens,
-        mesh=mesh,
-        seed=batch_seed(seed, [s.id for s, _ in padded]),
+        mesh=ctx.mesh,
+        seed=batch_seed(ctx.seed, [s.id for s, _ in padded]),
     )
+    ctx.engine_ok = True
     return [
         result_row(s, job.method, job.ratio, prompts_of[s.id], out, row, len(padded), len(items))
         for row, (s, _) in enumerate(items)
     ]
 
 
-def _run_job(
-    job,
-    todo,
-    n_done,
-    bs,
-    mesh,
-    generate_fn,
-    router,
-    seed,
-    stop_after,
-    processed,
-    progress,
-    tqdm,
-    pool,
-    failures,
-) -> tuple[int, bool]:
-    """Run the remaining samples of one job; returns (samples processed so far, no failures)."""
-    n_run = len(todo) if stop_after is None else min(len(todo), max(stop_after - processed, 0))
+def _run_batch(items, job: Job, ctx: _Context, prompts_of: dict[str, str], desc: str) -> list[dict[str, Any]]:
+    """Rows for one batch. A ValueError from the engine (bad audio, a ratio leaving no token) is
+    isolated by rerunning the batch sample by sample; the samples that still fail get error rows,
+    but only when the engine is known to work (another call succeeded), so an engine-wide
+    ValueError is a failure of the batch, never a set of permanent error rows."""
+    try:
+        return _generate_rows(items, job, ctx, prompts_of)
+    except ValueError as exc:
+        if len(items) == 1:
+            if not ctx.engine_ok:
+                raise
+            s = items[0][0]
+            return [error_row(s, job.method, job.ratio, prompts_of[s.id], f"ValueError: {exc}")]
+        print(f"[hr_jax.eval] {desc}: batch rejected ({exc}); retrying sample by sample", file=sys.stderr)
+    rows, bad = [], []
+    for item in items:
+        try:
+            rows += _generate_rows([item], job, ctx, prompts_of)
+        except ValueError as exc1:
+            bad.append((item[0], exc1))
+    if not ctx.engine_ok:
+        raise bad[0][1]
+    return rows + [error_row(s, job.method, job.ratio, prompts_of[s.id], f"ValueError: {e}") for s, e in bad]
+
+
+def _run_job(job: Job, todo: list[Sample], n_done: int, ctx: _Context) -> None:
+    """Run the remaining samples of one job, appending a batch of rows at a time."""
+    from tqdm.auto import tqdm
+
+    bs = ctx.batch_size
+    n_run = len(todo) if ctx.stop_after is None else min(len(todo), max(ctx.stop_after - ctx.processed, 0))
     batches = [todo[i : min(i + bs, n_run)] for i in range(0, n_run, bs)]
+    if not batches:
+        return
     os.makedirs(os.path.dirname(job.path), exist_ok=True)
     desc = f"{job.task} {job.method} r={results.format_ratio(job.ratio)}"
     bar = tqdm(
@@ -624,91 +658,67 @@ def _run_job(
         initial=n_done,
         desc=desc,
         unit="sample",
-        disable=not progress,
+        disable=not ctx.progress,
         dynamic_ncols=True,
         file=sys.stderr,
     )
-    tokens, seconds, consecutive, all_ok = 0, 0.0, 0, True
+    tokens, seconds, consecutive = 0, 0.0, 0
     prompts_of = {s.id: build_prompt(s) for b in batches for s in b}
-    future = pool.submit(_load_audios, batches[0]) if batches else None
+    future = ctx.pool.submit(_load_audios, batches[0])
     try:
         with open(job.path, "a", encoding="utf-8") as f:
             for bi, batch in enumerate(batches):
                 audios = future.result()
-                future = pool.submit(_load_audios, batches[bi + 1]) if bi + 1 < len(batches) else None
+                if bi + 1 < len(batches):  # load the next batch's audio while this one runs
+                    future = ctx.pool.submit(_load_audios, batches[bi + 1])
                 rows_by_id: dict[str, dict[str, Any]] = {}
                 runnable = []
                 for s, a in zip(batch, audios, strict=True):
                     if isinstance(a, Exception):
-                        rows_by_id[s.id] = error_row(
-                            s, job.method, job.ratio, prompts_of[s.id], f"{type(a).__name__}: {a}"
-                        )
+                        msg = f"{type(a).__name__}: {a}"
+                        rows_by_id[s.id] = error_row(s, job.method, job.ratio, prompts_of[s.id], msg)
                     else:
                         runnable.append((s, a))
                 if runnable:
                     try:
-                        try:
-                            for row in _generate_rows(
-                                runnable, job, bs, generate_fn, router, mesh, seed, prompts_of
-                            ):
-                                rows_by_id[row["id"]] = row
-                        except ValueError as exc:  # a data problem in some row: isolate it
-                            print(
-                                f"[hr_jax.eval] {desc}: batch rejected ({exc}); retrying sample by sample",
-                                file=sys.stderr,
-                            )
-                            for item in runnable:
-                                s = item[0]
-                                try:
-                                    (row,) = _generate_rows(
-                                        [item], job, bs, generate_fn, router, mesh, seed, prompts_of
-                                    )
-                                except ValueError as exc1:
-                                    row = error_row(
-                                        s, job.method, job.ratio, prompts_of[s.id], f"ValueError: {exc1}"
-                                    )
-                                rows_by_id[s.id] = row
+                        new_rows = _run_batch(runnable, job, ctx, prompts_of, desc)
                     except Exception as exc:
                         consecutive += 1
-                        all_ok = False
                         ids = [s.id for s, _ in runnable]
-                        failures.append(
+                        err = f"{type(exc).__name__}: {exc}"
+                        ctx.failures.append(
                             {
                                 "task": job.task,
                                 "method": job.method,
                                 "ratio": job.ratio,
                                 "ids": ids,
-                                "error": f"{type(exc).__name__}: {exc}",
+                                "error": err,
                             }
                         )
                         print(
-                            f"[hr_jax.eval] {desc}: batch of {len(ids)} failed "
-                            f"({type(exc).__name__}: {exc}); not written, a rerun retries it",
+                            f"[hr_jax.eval] {desc}: batch of {len(ids)} failed ({err}); not written, a rerun "
+                            "retries it",
                             file=sys.stderr,
                         )
                         if consecutive >= MAX_CONSECUTIVE_FAILURES:
                             raise
-                        for sid in ids:
-                            rows_by_id.pop(sid, None)
                     else:
                         consecutive = 0
-                        for s, _ in runnable:
-                            r = rows_by_id[s.id]
+                        for r in new_rows:
+                            rows_by_id[r["id"]] = r
                             tokens += r["num_generated"]
                             if r.get("timings"):  # each row carries its batch's share of the time
                                 t = r["timings"]
                                 seconds += (t["batch_prefill_s"] + t["batch_decode_s"]) / max(
                                     t["batch_real"], 1
                                 )
-                # rows in batch order, so the file order does not depend on which samples failed to load
-                rows = [rows_by_id[s.id] for s in batch if s.id in rows_by_id]
-                results.append_rows(f, rows)
-                processed += len(batch)
+                # rows in batch order, whichever samples failed to load
+                results.append_rows(f, [rows_by_id[s.id] for s in batch if s.id in rows_by_id])
+                ctx.processed += len(batch)
                 bar.update(len(batch))
                 if seconds > 0:
                     bar.set_postfix(tok_s=f"{tokens / seconds:.1f}", refresh=False)
-                if stop_after is not None and processed >= stop_after:
+                if ctx.stop_after is not None and ctx.processed >= ctx.stop_after:
                     raise _Stop
     finally:
         bar.close()
-    return processed, all_ok
