@@ -60,7 +60,8 @@ class PrefillState:
 
     logits `[B, V]` at each row's last real token; lower/upper: KV caches of layers < M and >= M;
     next_pos `[B]` original position of the next token; kept_positions `[B, L']` (-1 = unused);
-    spread `[B]`, alpha `[B, 3]` (HeadRouter; zeros otherwise); num_audio, kept_audio `[B]`.
+    spread `[B]`, alpha `[B, 3]`, selectivity `[B, Hq]` (HeadRouter; zeros otherwise);
+    num_audio, kept_audio `[B]`.
     """
 
     logits: jax.Array
@@ -70,6 +71,7 @@ class PrefillState:
     kept_positions: jax.Array
     spread: jax.Array
     alpha: jax.Array
+    selectivity: jax.Array
     num_audio: jax.Array
     kept_audio: jax.Array
 
@@ -78,12 +80,14 @@ class PrefillState:
 class Prefill:
     """Host view of a prefill: logits `[B, V]` at the last real token of each row,
     kept_positions `[B, L']` (indices into the row of `batch.input_ids`, ascending, -1 unused),
-    spread `[B]` and alpha `[B, 3]` (semantic, uniform, acoustic) for HeadRouter methods, else None."""
+    spread `[B]`, alpha `[B, 3]` (semantic, uniform, acoustic) and per-head selectivity `[B, Hq]`
+    for HeadRouter methods, else None."""
 
     logits: np.ndarray
     kept_positions: np.ndarray
     spread: np.ndarray | None
     alpha: np.ndarray | None
+    selectivity: np.ndarray | None
     num_audio: np.ndarray
     kept_audio: np.ndarray
 
@@ -138,16 +142,34 @@ def prefill_core(
 ) -> PrefillState:
     """Jitted prefill. Shapes: input_ids/attention_mask `[B, L]`, input_features `[B, mel, T]`,
     feature_attention_mask `[B, T]`, keep_k `[B]` audio tokens to keep per row."""
+    h = embed_inputs(params, cfg, input_ids, input_features, feature_attention_mask)
+    return prefill_from_embeds(params, cfg, plan, h, input_ids, attention_mask, keep_k, router, key)
+
+
+def prefill_from_embeds(
+    params: ThinkerParams,
+    cfg: ThinkerConfig,
+    plan: Plan,
+    h: jax.Array,
+    input_ids: jax.Array,
+    attention_mask: jax.Array,
+    keep_k: jax.Array,
+    router: RouterArrays,
+    key: jax.Array,
+) -> PrefillState:
+    """The decoder half of `prefill_core` (everything after the audio encoder) on the input
+    embeddings `h [B, L, D]`, audio tokens already spliced in. `prefill_embeds_core` is its jitted
+    form (the benchmarks time the LLM prefill alone with it)."""
     text = cfg.text
     bsz, seq = input_ids.shape
     valid = attention_mask.astype(bool)
     pos = positions_from_mask(attention_mask)
     is_audio = (input_ids == cfg.audio_token_id) & valid
     num_audio = is_audio.sum(1).astype(jnp.int32)
-    h = embed_inputs(params, cfg, input_ids, input_features, feature_attention_mask)
     m = plan.prune_layer
     zeros_b = jnp.zeros((bsz,), jnp.float32)
     spread, alpha = zeros_b, jnp.zeros((bsz, 3), jnp.float32)
+    sel = jnp.zeros((bsz, text.num_attention_heads), jnp.float32)
 
     if plan.method == "none":
         h, k_lo, v_lo = prefill_layers(h, _split_layers(params, 0, m), text, pos, valid)
@@ -181,7 +203,7 @@ def prefill_core(
             last_real=last_real,
             keep_k=keep_k,
         )
-        keep_audio, spread, alpha = select_audio(inputs, text, plan, router, key)
+        keep_audio, spread, alpha, sel = select_audio(inputs, text, plan, router, key)
         keep_seq = jnp.zeros((bsz, seq), bool).at[jnp.arange(bsz)[:, None], jnp.maximum(audio_pos, 0)].max(
             keep_audio & (audio_pos >= 0)
         )
@@ -203,9 +225,34 @@ def prefill_core(
         kept_positions=up_idx,
         spread=spread,
         alpha=alpha,
+        selectivity=sel,
         num_audio=num_audio,
         kept_audio=kept_audio,
     )
+
+
+def decode_step(
+    params: ThinkerParams,
+    cfg: ThinkerConfig,
+    prune_layer: int,
+    pos: jax.Array,
+    tok: jax.Array,
+    lower: KVCache,
+    upper: KVCache,
+    lo_slot: jax.Array,
+    up_slot: jax.Array,
+) -> tuple[jax.Array, KVCache, KVCache]:
+    """Feeds tokens `[B]` at original positions `pos` `[B]`; their k/v go to cache slots `lo_slot`
+    (layers < M) and `up_slot` (layers >= M). Returns next-token logits `[B, V]` and the caches."""
+    text = cfg.text
+    h = params.embed[tok][:, None]
+    cos, sin = rope_tables(pos[:, None], text.head_dim, text.rope_theta)
+    h, lower = decode_layers(h, _split_layers(params, 0, prune_layer), text, lower, lo_slot, cos, sin)
+    h, upper = decode_layers(h, _split_layers(params, prune_layer, text.num_hidden_layers), text, upper, up_slot, cos, sin)
+    return lm_logits(params, cfg, h[:, 0]), lower, upper
+
+
+prefill_embeds_core = jax.jit(prefill_from_embeds, static_argnames=("cfg", "plan"))
 
 
 @functools.partial(
@@ -231,10 +278,7 @@ def decode_core(
     Returns tokens `[B, max_new]` (pad after a row stops) and `[B]` generated counts (including the
     stop token). Caches must have been allocated with `cache_extra == max_new`.
     """
-    text = cfg.text
     bsz = state.logits.shape[0]
-    lower_p = _split_layers(params, 0, prune_layer)
-    upper_p = _split_layers(params, prune_layer, text.num_hidden_layers)
     lo_off = state.lower.valid.shape[1] - max_new
     up_off = state.upper.valid.shape[1] - max_new
     stops = jnp.asarray(stop_ids, jnp.int32)
@@ -248,11 +292,7 @@ def decode_core(
         return tok, tokens, done, count
 
     def advance(tok, t, lower, upper):
-        h = params.embed[tok][:, None]
-        cos, sin = rope_tables((state.next_pos + t)[:, None], text.head_dim, text.rope_theta)
-        h, lower = decode_layers(h, lower_p, text, lower, lo_off + t, cos, sin)
-        h, upper = decode_layers(h, upper_p, text, upper, up_off + t, cos, sin)
-        return lm_logits(params, cfg, h[:, 0]), lower, upper
+        return decode_step(params, cfg, prune_layer, state.next_pos + t, tok, lower, upper, lo_off + t, up_off + t)
 
     def cond(carry):
         t, _, _, _, _, done, _ = carry
@@ -471,6 +511,7 @@ def prefill(
         kept_positions=kept,
         spread=np.asarray(state.spread) if routed else None,
         alpha=np.asarray(state.alpha) if routed else None,
+        selectivity=np.asarray(state.selectivity) if routed else None,
         num_audio=np.asarray(state.num_audio),
         kept_audio=np.asarray(state.kept_audio),
     )

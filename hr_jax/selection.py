@@ -71,14 +71,18 @@ def _take(x: jax.Array, idx: jax.Array) -> jax.Array:
 
 def select_audio(
     inp: SelectionInputs, cfg: TextConfig, plan, router: RouterArrays, key: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Returns (keep `[B, Na]` bool, spread `[B]`, alpha `[B, 3]`); spread/alpha are zeros for
-    methods without routing."""
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Returns (keep `[B, Na]` bool, spread `[B]`, alpha `[B, 3]`, per-head selectivity `[B, Hq]`);
+    the last three are zeros for methods without routing."""
     bsz, na = inp.audio_pos.shape
     audio_mask = inp.audio_pos >= 0
     text_mask = inp.text_pos >= 0
     k = inp.keep_k
-    zeros = jnp.zeros((bsz,), jnp.float32), jnp.zeros((bsz, 3), jnp.float32)
+    zeros = (
+        jnp.zeros((bsz,), jnp.float32),
+        jnp.zeros((bsz, 3), jnp.float32),
+        jnp.zeros((bsz, cfg.num_attention_heads), jnp.float32),
+    )
     all_valid = audio_mask
 
     if plan.method in ROUTE_MODES:
@@ -87,13 +91,14 @@ def select_audio(
         x = rms_norm(inp.h_in, inp.layer.attn_norm, cfg.rms_norm_eps)
         q, _, _ = project_qkv(_take(x, inp.text_pos), inp.layer, cfg)
         _, k_audio, _ = project_qkv(_take(x, inp.audio_pos), inp.layer, cfg)
-        scores, spr, alpha = prune.headrouter_scores(
-            q, k_audio, text_mask, audio_mask, router.w_sem, router.w_aco, router.mu, router.sigma,
-            mode=ROUTE_MODES[plan.method],
-        )  # fmt: skip
+        p = prune.probe_attention(q, k_audio, text_mask, audio_mask)
+        sel = prune.selectivity(p, inp.num_audio)
+        spr = prune.spread(sel)
+        alpha = prune.routing_alpha(spr, router.mu, router.sigma, ROUTE_MODES[plan.method])
+        scores = prune.importance(p, prune.mix_profiles(alpha, router.w_sem, router.w_aco))
         cand = prune.prefilter_candidates(inp.num_audio, k, plan.prefilter, na)
         keep = prune.select_topk(scores, cand, k, plan.keep_cap, valid=audio_mask)
-        return keep, spr, alpha
+        return keep, spr, alpha, sel
     if plan.method == "random":
         scores = prune.random_scores(key, audio_mask)
         return prune.select_topk(scores, all_valid, k, plan.keep_cap, valid=audio_mask), *zeros

@@ -1,0 +1,77 @@
+"""Log-likelihood of a reference answer under a (pruned) prefill — teacher forcing through the
+same two KV caches that generation uses. Calibration's head ablation scores with it."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hr_jax.batch import Batch
+from hr_jax.engine import PrefillState, _run_prefill, decode_step
+from hr_jax.model import Model
+from models.config import ThinkerConfig
+from models.params import ThinkerParams
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "prune_layer"))
+def answer_logprob_core(
+    params: ThinkerParams,
+    cfg: ThinkerConfig,
+    state: PrefillState,
+    answer: jax.Array,
+    answer_mask: jax.Array,
+    *,
+    prune_layer: int,
+) -> jax.Array:
+    """Sum of log p(answer[t] | prompt, answer[:t]) over valid t. answer/answer_mask `[B, A]`;
+    the caches must have `A` free slots. Returns `[B]` float32."""
+    steps = answer.shape[1]
+    lo_off = state.lower.valid.shape[1] - steps
+    up_off = state.upper.valid.shape[1] - steps
+
+    def body(carry, t):
+        logits, lower, upper = carry
+        tok = answer[:, t]
+        logp = jax.nn.log_softmax(logits, axis=-1)[jnp.arange(tok.shape[0]), tok]
+        logits, lower, upper = decode_step(
+            params, cfg, prune_layer, state.next_pos + t, tok, lower, upper, lo_off + t, up_off + t
+        )
+        return (logits, lower, upper), jnp.where(answer_mask[:, t], logp, 0.0)
+
+    _, logps = jax.lax.scan(body, (state.logits, state.lower, state.upper), jnp.arange(steps))
+    return logps.sum(0)
+
+
+def answer_ids(model: Model, answers: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded `[B, A]` ids of each answer followed by `<|im_end|>`, and the valid mask."""
+    end = model.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    rows = [list(model.tokenizer(a, add_special_tokens=False)["input_ids"]) + [end] for a in answers]
+    width = max(map(len, rows))
+    ids = np.full((len(rows), width), model.pad_token_id, np.int32)
+    mask = np.zeros((len(rows), width), bool)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)], mask[i, : len(r)] = r, True
+    return ids, mask
+
+
+def answer_logprob(
+    model: Model,
+    batch: Batch,
+    answers: list[str],
+    ratio: float = 0.0,
+    method: str = "headrouter",
+    router=None,
+    prune_layer: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """`[B]` log-likelihood of each row's reference answer (plus `<|im_end|>`) after a prefill
+    pruned with `method` at `ratio`."""
+    ids, mask = answer_ids(model, answers)
+    state, plan, _ = _run_prefill(model, batch, ratio, method, router, prune_layer, seed, ids.shape[1], None)
+    out = answer_logprob_core(
+        model.params, model.config, state, jnp.asarray(ids), jnp.asarray(mask), prune_layer=plan.prune_layer
+    )
+    return np.asarray(out)
