@@ -205,6 +205,18 @@ def test_bad_audio_and_rejected_rows_become_error_rows(data_dir, tmp_path):
     assert s["files"][0]["errors"] == 2
 
 
+def test_engine_wide_value_error_is_a_failure_not_error_rows(data_dir, tmp_path):
+    def broken(*args, **kw):
+        raise ValueError("incompatible devices")
+
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="incompatible devices"):
+        _run(data_dir, run, generate_fn=broken)
+    assert all(rows == [] for rows in _rows(run).values())  # nothing recorded as done
+    summary = json.loads((run / "run_summary.json").read_text())
+    assert summary["status"] == "failed" and len(summary["failures"]) == 3
+
+
 def _subprocess(code: str, n_devices: int, *args: str, timeout: int = 600) -> dict:
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"

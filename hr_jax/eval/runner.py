@@ -591,6 +591,7 @@ class _Context:
     progress: bool
     processed: int = 0
     engine_ok: bool = False  # some engine call succeeded: later row-level ValueErrors are data problems
+    consecutive_failures: int = 0
     failures: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     pool: concurrent.futures.ThreadPoolExecutor = dataclasses.field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -662,7 +663,7 @@ def _run_job(job: Job, todo: list[Sample], n_done: int, ctx: _Context) -> None:
         dynamic_ncols=True,
         file=sys.stderr,
     )
-    tokens, seconds, consecutive = 0, 0.0, 0
+    tokens, seconds = 0, 0.0
     prompts_of = {s.id: build_prompt(s) for b in batches for s in b}
     future = ctx.pool.submit(_load_audios, batches[0])
     try:
@@ -683,7 +684,7 @@ def _run_job(job: Job, todo: list[Sample], n_done: int, ctx: _Context) -> None:
                     try:
                         new_rows = _run_batch(runnable, job, ctx, prompts_of, desc)
                     except Exception as exc:
-                        consecutive += 1
+                        ctx.consecutive_failures += 1
                         ids = [s.id for s, _ in runnable]
                         err = f"{type(exc).__name__}: {exc}"
                         ctx.failures.append(
@@ -700,10 +701,10 @@ def _run_job(job: Job, todo: list[Sample], n_done: int, ctx: _Context) -> None:
                             "retries it",
                             file=sys.stderr,
                         )
-                        if consecutive >= MAX_CONSECUTIVE_FAILURES:
+                        if ctx.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                             raise
                     else:
-                        consecutive = 0
+                        ctx.consecutive_failures = 0
                         for r in new_rows:
                             rows_by_id[r["id"]] = r
                             tokens += r["num_generated"]
