@@ -91,7 +91,9 @@ def make_batch(
     if isinstance(prompts, str):
         prompts = [prompts] * len(audios)
     if len(audios) != len(prompts) or not audios:
-        raise ValueError(f"need one prompt per audio and at least one audio; got {len(audios)} and {len(prompts)}")
+        raise ValueError(
+            f"need one prompt per audio and at least one audio; got {len(audios)} and {len(prompts)}"
+        )
     waves = [_load(a) for a in audios]
     max_pos = model.config.text.max_position_embeddings
     for w in waves:

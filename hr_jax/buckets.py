@@ -7,6 +7,7 @@ audio content, per-row audio lengths and prompts may change freely without recom
 - mel frames T up to a multiple of `FRAME_MULTIPLE` (two encoder windows, 4 s of audio);
 - audio-token slots `audio_cap` up to a multiple of `AUDIO_MULTIPLE` (≤ L);
 - text-after-audio slots (the HeadRouter probe's queries) up to a multiple of `TEXT_MULTIPLE`;
+- KV-cache room for decoding up to a multiple of `DECODE_MULTIPLE` new tokens;
 - the pruned length `keep_len = min(L, non_audio_cap + floor(audio_cap · (1 − r)))`, where
   `non_audio_cap` bounds each row's non-audio tokens. When every row has the same prompt this is
   SPEC's `L − Na_max + floor(Na_max · (1 − r))` up to bucket rounding; with different prompt
@@ -18,6 +19,7 @@ from __future__ import annotations
 SEQ_MULTIPLE = 64
 AUDIO_MULTIPLE = 64
 TEXT_MULTIPLE = 16
+DECODE_MULTIPLE = 64  # free KV-cache slots for decoding: max_new_tokens rounded up
 
 
 def round_up(n: int, multiple: int) -> int:

@@ -92,7 +92,11 @@ def load_samples(path: str | os.PathLike) -> list[CalibrationSample]:
     for f in files:
         with open(f) as fh:
             text = fh.read()
-        recs = json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in text.splitlines() if x.strip()]
+        recs = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(x) for x in text.splitlines() if x.strip()]
+        )
         base = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(f))
         samples += [_record_sample(r, base) for r in recs if isinstance(r, dict) and "category" in r]
     if not samples:
@@ -137,13 +141,18 @@ def calibrate(
         for h in range(heads):
             one_hot = tuple(float(i == h) for i in range(heads))
             alone = dataclasses.replace(probe, w_sem=one_hot, w_aco=one_hot)
-            per_head.append(answer_logprob(model, batch, answers, ratio, method="semantic", router=alone) - base)
+            per_head.append(
+                answer_logprob(model, batch, answers, ratio, method="semantic", router=alone) - base
+            )
             bar.update(len(rows))
         deltas.append(np.stack(per_head, axis=1))
     bar.close()
     spreads_all = np.concatenate(spreads)
     cats = [s.category for s in samples]
-    by_cat = {c: [float(v) for v, k in zip(spreads_all, cats, strict=True) if k == c] for c in CALIBRATION_CATEGORIES}
+    by_cat = {
+        c: [float(v) for v, k in zip(spreads_all, cats, strict=True) if k == c]
+        for c in CALIBRATION_CATEGORIES
+    }
     mu, sigma = calibrate_centers(by_cat)
     delta = np.concatenate(deltas)
 

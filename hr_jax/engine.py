@@ -30,13 +30,16 @@ from hr_jax.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT
 from hr_jax.sampling import sample_tokens
 from hr_jax.selection import ROUTE_MODES, RouterArrays, SelectionInputs, select_audio
 from models.config import ThinkerConfig
-from models.decoder import KVCache, alloc_cache, apply_rope, decode_layers, prefill_layers, rope_tables
+from models.decoder import KVCache, alloc_cache, decode_layers, prefill_layers, rope_tables
 from models.params import ThinkerParams
-from models.thinker import embed_inputs, forward as thinker_forward, lm_logits, positions_from_mask
+from models.thinker import embed_inputs, lm_logits, positions_from_mask
+from models.thinker import forward as thinker_forward
 
 DEFAULT_PRUNE_LAYER = 2
-METHODS = ("headrouter", "hard", "no_router", "no_prefilter", "semantic", "acoustic", "random", "frame", "fastv",
-           "dart")  # fmt: skip
+METHODS = (
+    *("headrouter", "hard", "no_router", "no_prefilter", "semantic", "acoustic"),  # HeadRouter, ablations
+    *("random", "frame", "fastv", "dart"),  # baselines
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,8 +207,10 @@ def prefill_from_embeds(
             keep_k=keep_k,
         )
         keep_audio, spread, alpha, sel = select_audio(inputs, text, plan, router, key)
-        keep_seq = jnp.zeros((bsz, seq), bool).at[jnp.arange(bsz)[:, None], jnp.maximum(audio_pos, 0)].max(
-            keep_audio & (audio_pos >= 0)
+        keep_seq = (
+            jnp.zeros((bsz, seq), bool)
+            .at[jnp.arange(bsz)[:, None], jnp.maximum(audio_pos, 0)]
+            .max(keep_audio & (audio_pos >= 0))
         )
         keep_seq = valid & (~is_audio | keep_seq)
         up_idx, _ = _first_true(keep_seq, plan.keep_len)
@@ -213,7 +218,9 @@ def prefill_from_embeds(
         up_pos, up_valid = _gather(pos, up_idx), up_idx >= 0
         kept_audio = (keep_seq & is_audio).sum(1).astype(jnp.int32)
 
-    h, k_up, v_up = prefill_layers(h, _split_layers(params, m, text.num_hidden_layers), text, up_pos, up_valid)
+    h, k_up, v_up = prefill_layers(
+        h, _split_layers(params, m, text.num_hidden_layers), text, up_pos, up_valid
+    )
     up_len = up_valid.shape[1]
     last = up_len - 1 - jnp.argmax(up_valid[:, ::-1], axis=1)
     logits = lm_logits(params, cfg, h[jnp.arange(bsz), last])
@@ -248,7 +255,9 @@ def decode_step(
     h = params.embed[tok][:, None]
     cos, sin = rope_tables(pos[:, None], text.head_dim, text.rope_theta)
     h, lower = decode_layers(h, _split_layers(params, 0, prune_layer), text, lower, lo_slot, cos, sin)
-    h, upper = decode_layers(h, _split_layers(params, prune_layer, text.num_hidden_layers), text, upper, up_slot, cos, sin)
+    h, upper = decode_layers(
+        h, _split_layers(params, prune_layer, text.num_hidden_layers), text, upper, up_slot, cos, sin
+    )
     return lm_logits(params, cfg, h[:, 0]), lower, upper
 
 
@@ -257,9 +266,10 @@ prefill_embeds_core = jax.jit(prefill_from_embeds, static_argnames=("cfg", "plan
 
 @functools.partial(
     jax.jit,
-    static_argnames=("cfg", "prune_layer", "max_new", "temperature", "top_p", "stop_ids", "pad_id"),
+    static_argnames=("cfg", "prune_layer", "lo_len", "up_len", "max_new", "temperature", "top_p", "stop_ids",
+                     "pad_id"),
     donate_argnames=("state",),
-)
+)  # fmt: skip
 def decode_core(
     params: ThinkerParams,
     cfg: ThinkerConfig,
@@ -267,6 +277,8 @@ def decode_core(
     key: jax.Array,
     *,
     prune_layer: int,
+    lo_len: int,
+    up_len: int,
     max_new: int,
     temperature: float,
     top_p: float,
@@ -276,11 +288,11 @@ def decode_core(
     """One compiled decode loop (`lax.while_loop`) over both caches; the prefill state is donated.
 
     Returns tokens `[B, max_new]` (pad after a row stops) and `[B]` generated counts (including the
-    stop token). Caches must have been allocated with `cache_extra == max_new`.
+    stop token). `lo_len`/`up_len` are the prefill lengths of the two caches; both caches need
+    `max_new` free slots after them.
     """
     bsz = state.logits.shape[0]
-    lo_off = state.lower.valid.shape[1] - max_new
-    up_off = state.upper.valid.shape[1] - max_new
+    lo_off, up_off = lo_len, up_len
     stops = jnp.asarray(stop_ids, jnp.int32)
 
     def step(t, logits, lower, upper, tokens, done, count):
@@ -292,7 +304,9 @@ def decode_core(
         return tok, tokens, done, count
 
     def advance(tok, t, lower, upper):
-        return decode_step(params, cfg, prune_layer, state.next_pos + t, tok, lower, upper, lo_off + t, up_off + t)
+        return decode_step(
+            params, cfg, prune_layer, state.next_pos + t, tok, lower, upper, lo_off + t, up_off + t
+        )
 
     def cond(carry):
         t, _, _, _, _, done, _ = carry
@@ -384,7 +398,9 @@ def _pad_batch(model: Model, batch: Batch) -> Batch:
         extra = frames - feats.shape[2]
         feats = np.pad(feats, ((0, 0), (0, 0), (0, extra)))
         fmask = np.pad(fmask, ((0, 0), (0, extra)))
-    return Batch(ids.astype(np.int32), mask.astype(np.int32), feats.astype(np.float32), fmask.astype(np.int32))
+    return Batch(
+        ids.astype(np.int32), mask.astype(np.int32), feats.astype(np.float32), fmask.astype(np.int32)
+    )
 
 
 def _check_batch(model: Model, batch: Batch) -> np.ndarray:
@@ -393,14 +409,22 @@ def _check_batch(model: Model, batch: Batch) -> np.ndarray:
 
     valid = batch.attention_mask.astype(bool)
     na = ((batch.input_ids == model.config.audio_token_id) & valid).sum(1)
-    expected = np.array([num_audio_tokens(int(f)) if f > 0 else 0 for f in batch.feature_attention_mask.sum(1)])
+    expected = np.array(
+        [num_audio_tokens(int(f)) if f > 0 else 0 for f in batch.feature_attention_mask.sum(1)]
+    )
     if not np.array_equal(na, expected):
         raise ValueError(f"audio tokens per row {na.tolist()} do not match the features' {expected.tolist()}")
     return na
 
 
 def make_plan(
-    model: Model, batch: Batch, ratio: float, method: str, prune_layer: int, prefilter: float | None, cache_extra: int
+    model: Model,
+    batch: Batch,
+    ratio: float,
+    method: str,
+    prune_layer: int,
+    prefilter: float | None,
+    cache_extra: int,
 ) -> tuple[Plan, np.ndarray]:
     """The static plan for a (bucket-padded) batch, and keep counts `[B]`."""
     if method != "none" and method not in METHODS:
@@ -440,6 +464,15 @@ def make_plan(
     return plan, keep
 
 
+def replicate(params: ThinkerParams, mesh: Mesh) -> ThinkerParams:
+    """Parameters on every device of `mesh` (a no-op when they already are)."""
+    devices = set(mesh.devices.flat)
+    if all(getattr(x, "sharding", None) is not None and x.sharding.device_set == devices
+           for x in jax.tree.leaves(params)):  # fmt: skip
+        return params
+    return jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
+
+
 def _place(arrays: Sequence[np.ndarray], mesh: Mesh | None) -> list[jax.Array]:
     if mesh is None:
         return [jnp.asarray(a) for a in arrays]
@@ -463,15 +496,21 @@ def _run_prefill(
 ) -> tuple[PrefillState, Plan, int]:
     """Returns the device state, the plan and the left-padding added for the bucket."""
     check_ratio(ratio)
+    if method == "vanilla":
+        if ratio != 0.0:
+            raise ValueError(f"method 'vanilla' is the unpruned model; got ratio {ratio}")
+        method = "frame"
     router_obj, m = resolve_router(model, method, router, prune_layer, warn=ratio > 0)
     prefilter = router_obj.prefilter_for(method) if method in ROUTE_MODES else None
     padded = _pad_batch(model, batch)
     plan, keep = make_plan(model, padded, ratio, method, m, prefilter, cache_extra)
     arrays = _place(
-        [padded.input_ids, padded.attention_mask, padded.input_features, padded.feature_attention_mask, keep], mesh
+        [padded.input_ids, padded.attention_mask, padded.input_features, padded.feature_attention_mask, keep],
+        mesh,
     )
     router_arrays = RouterArrays.from_router(router_obj)
-    state = prefill_core(model.params, model.config, plan, *arrays, router_arrays, jax.random.key(seed))
+    params = model.params if mesh is None else replicate(model.params, mesh)
+    state = prefill_core(params, model.config, plan, *arrays, router_arrays, jax.random.key(seed))
     return state, plan, padded.input_ids.shape[1] - batch.input_ids.shape[1]
 
 
@@ -540,7 +579,10 @@ def generate_batch(
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
     t0 = time.perf_counter()
-    state, plan, shift = _run_prefill(model, batch, ratio, method, router, prune_layer, seed, max_new_tokens, mesh)
+    # Cache room is bucketed so that prefill compiles once for any max_new_tokens in the bucket.
+    extra = buckets.round_up(max_new_tokens, buckets.DECODE_MULTIPLE)
+    state, plan, shift = _run_prefill(model, batch, ratio, method, router, prune_layer, seed, extra, mesh)
+    padded_len = batch.input_ids.shape[1] + shift
     jax.block_until_ready(state.logits)
     t1 = time.perf_counter()
     routed = plan.method in _route_methods()
@@ -552,11 +594,13 @@ def generate_batch(
         # CPU backends cannot donate; the cache is still consumed.
         warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
         tokens, count = decode_core(
-            model.params,
+            model.params if mesh is None else replicate(model.params, mesh),
             model.config,
             state,
             jax.random.key(seed + 1),
             prune_layer=plan.prune_layer,
+            lo_len=padded_len,
+            up_len=plan.keep_len,
             max_new=max_new_tokens,
             temperature=float(temperature),
             top_p=float(top_p),

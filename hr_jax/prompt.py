@@ -25,7 +25,8 @@ def render_prompt(tokenizer: Any, prompt: str, system_prompt: str | None = DEFAU
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if text.count(AUDIO_TOKEN) != 1:
         raise ValueError(
-            f"the checkpoint's chat template rendered {text.count(AUDIO_TOKEN)} {AUDIO_TOKEN} placeholders, expected 1"
+            f"the checkpoint's chat template rendered {text.count(AUDIO_TOKEN)} {AUDIO_TOKEN} "
+            "placeholders, expected 1"
         )
     return text
 

@@ -18,5 +18,7 @@ def sample_tokens(logits: jax.Array, key: jax.Array, temperature: float, top_p: 
         # Keep the smallest prefix whose mass reaches top_p (the top token always survives).
         before = jnp.cumsum(probs, axis=-1) - probs
         sorted_logits = jnp.where(before < top_p, sorted_logits, -jnp.inf)
-        logits = jnp.full_like(logits, -jnp.inf).at[jnp.arange(logits.shape[0])[:, None], order].set(sorted_logits)
+        logits = (
+            jnp.full_like(logits, -jnp.inf).at[jnp.arange(logits.shape[0])[:, None], order].set(sorted_logits)
+        )
     return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)

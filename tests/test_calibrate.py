@@ -10,7 +10,13 @@ import soundfile as sf
 from conftest import waveform
 
 from hr_jax.batch import make_batch
-from hr_jax.calibrate import CalibrationSample, calibrate, calibrate_main, load_samples, plot_selectivity_heatmap
+from hr_jax.calibrate import (
+    CalibrationSample,
+    calibrate,
+    calibrate_main,
+    load_samples,
+    plot_selectivity_heatmap,
+)
 from hr_jax.engine import forward, prefill
 from hr_jax.router import Router
 from hr_jax.scoring import answer_ids, answer_logprob
@@ -28,7 +34,11 @@ def test_unpruned_answer_logprob_equals_forward_on_prompt_plus_answer(tiny_model
         feature_attention_mask=batch.feature_attention_mask,
     )
     logits = forward(tiny_model, full)[0, batch.input_ids.shape[1] - 1 : -1]
-    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+    logp = (
+        logits
+        - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        - logits.max(-1, keepdims=True)
+    )
     want = logp[np.arange(n), ids[0, :n]].sum()
     assert abs(got[0] - want) <= 1e-4 * abs(want)
 
@@ -98,7 +108,10 @@ def test_cli_writes_a_router_that_loads(tiny_ckpt, tmp_path, capsys):
         recs.append({"audio": f"a{i}.wav", "prompt": "What?", "answer": "yes", "category": cat})
     (tmp_path / "cal.jsonl").write_text("\n".join(json.dumps(r) for r in recs))
     out = tmp_path / "router.json"
-    assert calibrate_main(["--ckpt", tiny_ckpt[1], "--data", str(tmp_path / "cal.jsonl"), "--out", str(out)]) == 0
+    assert (
+        calibrate_main(["--ckpt", tiny_ckpt[1], "--data", str(tmp_path / "cal.jsonl"), "--out", str(out)])
+        == 0
+    )
     router = Router.load(out)
     assert set(json.loads(out.read_text())) == {
         "model", "prune_layer", "num_heads", "w_sem", "w_aco", "mu", "sigma", "prefilter"

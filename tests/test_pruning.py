@@ -24,7 +24,9 @@ M = 2
 @pytest.fixture(scope="module")
 def batch(tiny_model):
     # Different audio lengths per row so rows keep different numbers of tokens.
-    return make_batch(tiny_model, [waveform(3.1, 1), waveform(1.7, 2)], ["What is said here?", "Which sound?"])
+    return make_batch(
+        tiny_model, [waveform(3.1, 1), waveform(1.7, 2)], ["What is said here?", "Which sound?"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,9 @@ def test_ratio_zero_is_the_unpruned_model(tiny_model, batch, method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_pruned_logits_match_transformers_on_gathered_sequence(tiny_model, tiny_reference, batch, router, method):
+def test_pruned_logits_match_transformers_on_gathered_sequence(
+    tiny_model, tiny_reference, batch, router, method
+):
     out = prefill(tiny_model, batch, 0.6, method=method, router=router)
     want = reference_pruned_logits(tiny_reference, batch, out.kept_positions)
     assert np.abs(out.logits - want).max() <= RTOL * np.abs(want).max()
@@ -209,7 +213,13 @@ def _reference_pruned_generation(ref, batch, kept: np.ndarray, n_new: int, m: in
                 h = tm.embed_tokens(torch.tensor([[tok]]))
                 rope = _rope(ref, h, torch.tensor([[next_pos]]))
                 for layer in tm.layers:
-                    h = layer(h, attention_mask=None, position_embeddings=rope, past_key_values=cache, use_cache=True)
+                    h = layer(
+                        h,
+                        attention_mask=None,
+                        position_embeddings=rope,
+                        past_key_values=cache,
+                        use_cache=True,
+                    )
                 next_pos += 1
             results.append(tokens)
     return results

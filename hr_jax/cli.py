@@ -1,0 +1,62 @@
+"""`hr-jax` command line: demo, generate, calibrate, eval, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def generate_main(argv: Sequence[str] | None = None) -> int:
+    import hr_jax
+
+    ap = argparse.ArgumentParser(prog="hr-jax generate", description="Generate text from audio.")
+    ap.add_argument("--ckpt", required=True, help="converted checkpoint directory")
+    ap.add_argument("--audio", required=True, nargs="+", help="audio file(s)")
+    ap.add_argument("--prompt", default="Describe the audio.")
+    ap.add_argument("--ratio", type=float, default=0.0, help="share of audio tokens to prune, in [0, 1)")
+    ap.add_argument("--method", default="headrouter", choices=hr_jax.METHODS)
+    ap.add_argument("--router", default=None, help="router JSON from `hr-jax calibrate`")
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--top-p", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", default=None, help="bfloat16 or float32 (default: as converted)")
+    args = ap.parse_args(argv)
+    model = hr_jax.load(args.ckpt, dtype=args.dtype)
+    batch = hr_jax.make_batch(model, args.audio, args.prompt)
+    out = hr_jax.generate_batch(
+        model, batch, args.ratio, method=args.method, router=args.router, max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+    )  # fmt: skip
+    for path, text, na, kept in zip(args.audio, out.texts, out.num_audio, out.kept_audio, strict=True):
+        print(f"{path}\t[{kept}/{na} audio tokens]\t{text}")
+    return 0
+
+
+COMMANDS = {
+    "demo": ("hr_jax.demo", "demo_main"),
+    "generate": ("hr_jax.cli", "generate_main"),
+    "calibrate": ("hr_jax.calibrate", "calibrate_main"),
+    "eval": ("hr_jax.eval.cli", "eval_main"),
+    "report": ("hr_jax.eval.cli", "report_main"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import importlib
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print("usage: hr-jax {" + ",".join(COMMANDS) + "} [options]   (hr-jax COMMAND --help for details)")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    module, func = COMMANDS[argv[0]]
+    try:
+        return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"hr-jax {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
