@@ -37,7 +37,8 @@ def eval_parser() -> argparse.ArgumentParser:
     """Arguments of ``hr-jax eval``."""
     p = argparse.ArgumentParser(
         prog="hr-jax eval",
-        description="Evaluate a converted checkpoint over AudioMarathon or MMAU-Pro for several pruning "
+        description="Evaluate a converted checkpoint over AudioMarathon, MMAU-Pro or the synthetic tasks "
+        "(hr_jax.synth) for several pruning "
         "methods and ratios, data-parallel over all local devices; resumable.",
     )
     p.add_argument(
@@ -46,7 +47,7 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data-dir", required=True, help="benchmark directory you downloaded (see hr_jax/eval/README.md)"
     )
-    p.add_argument("--benchmark", required=True, help="audiomarathon | mmau-pro")
+    p.add_argument("--benchmark", required=True, help="audiomarathon | mmau-pro | synth")
     p.add_argument(
         "--tasks", default="all", help="comma list of tasks/categories (keys or abbreviations), or all"
     )

@@ -1,4 +1,4 @@
-"""Benchmark loaders: AudioMarathon (10 tasks) and MMAU-Pro, from a directory the user downloaded.
+"""Benchmark loaders: AudioMarathon (10 tasks), MMAU-Pro and the synthetic tasks of :mod:`hr_jax.synth`.
 
 Every loader returns ``(samples, report)``: a list of :class:`Sample` and a :class:`LoadReport`
 that counts and lists every problem (missing audio file, unreadable audio, malformed record
@@ -31,6 +31,13 @@ HAD as ``<TaskDir>/real/*.wav`` and ``<TaskDir>/fake/*.wav`` (question and choic
 AudioMarathon's own script), and LibriSpeech as ``<TaskDir>/**/<speaker>-<chapter>.trans.txt``
 next to the ``.flac`` files (or one ``<utterance>.txt`` per ``<utterance>.flac``).
 
+Synthetic tasks (benchmark ``synth``): ``python -m hr_jax.synth --out DIR --split test`` writes
+``DIR/<task>/<task>.json`` in the AudioMarathon record format (``answer_gt`` is the answer text,
+``transcript`` the digits of the ASR-like ``digits`` task, audio paths relative to ``DIR``); they
+are read by the AudioMarathon parser unchanged, with the tasks of
+:data:`hr_jax.eval.tasks.SYNTH_TASKS` (``digits``, ``spoken_qa``, ``sound_event``, ``scene``,
+``melody``, ``gender``, ``sound_after_word``). Extra record fields are ignored.
+
 MMAU-Pro layout (the unzipped ``data.zip`` next to the question file)::
 
     <data_dir>/mmau_pro.jsonl (or mmau-pro.json(l), MMAU-Pro.json(l), test.json(l); else the only
@@ -57,7 +64,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hr_jax.eval import audio_io
-from hr_jax.eval.tasks import AUDIOMARATHON, MMAU_PRO, TaskInfo, normalize_benchmark, resolve_task, slug
+from hr_jax.eval.tasks import (
+    AUDIOMARATHON,
+    MMAU_PRO,
+    SYNTH,
+    TaskInfo,
+    normalize_benchmark,
+    resolve_task,
+    slug,
+)
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -85,10 +100,11 @@ class Sample:
         choices: option texts, in letter order (empty for ASR).
         answer: the correct letter for multiple choice, the transcript for ASR.
         task: task key (:mod:`hr_jax.eval.tasks`).
-        category: the task's group for AudioMarathon ("semantic"/"acoustic"), the MMAU-Pro
-            category name as given in the data for MMAU-Pro.
+        category: the task's group for AudioMarathon ("semantic"/"acoustic") and synth
+            ("semantic"/"acoustic"/"mixed"), the MMAU-Pro category name as given in the data for
+            MMAU-Pro.
         reference: the ASR transcript, None for multiple choice.
-        benchmark: "audiomarathon" or "mmau-pro".
+        benchmark: "audiomarathon", "mmau-pro" or "synth".
         extra_audio_paths: further clips of a multi-audio question, appended in order.
         duration_s: total audio duration in seconds (None when audio was not probed).
     """
@@ -453,7 +469,7 @@ def _parse_am_record(rec: Any, index: int, task: TaskInfo, record_file: str, dat
         )
         question = _text(rec.get("question"), "question", required=False)
         return Sample(
-            rid, paths[0], question, (), ref, task.key, task.group, ref, AUDIOMARATHON, tuple(paths[1:])
+            rid, paths[0], question, (), ref, task.key, task.group, ref, task.benchmark, tuple(paths[1:])
         )
     question = _text(rec.get("question"), "question")
     choices = _choices(rec)
@@ -469,7 +485,7 @@ def _parse_am_record(rec: Any, index: int, task: TaskInfo, record_file: str, dat
             "nor the text of one choice"
         )
     return Sample(
-        rid, paths[0], question, choices, letter, task.key, task.group, None, AUDIOMARATHON, tuple(paths[1:])
+        rid, paths[0], question, choices, letter, task.key, task.group, None, task.benchmark, tuple(paths[1:])
     )
 
 
@@ -523,7 +539,7 @@ def _librispeech_records(task_dir: str) -> list[tuple[int, dict[str, Any]]]:
 
 
 def load_audiomarathon(
-    data_dir: str, task: str, *, check_audio: bool = True
+    data_dir: str, task: str, *, check_audio: bool = True, benchmark: str = AUDIOMARATHON
 ) -> tuple[list[Sample], LoadReport]:
     """Load one AudioMarathon task (key, abbreviation or data set name) from `data_dir`.
 
@@ -532,12 +548,17 @@ def load_audiomarathon(
         task: e.g. ``"gtzan"``, ``"MC"``, ``"Vox_age"``.
         check_audio: probe every audio file (existence, decodability, duration). Without it,
             missing files are only found when the runner loads them.
+        benchmark: the task registry to resolve `task` in: "audiomarathon", or "synth" for the
+            synthetic tasks, which share the record format (:func:`load_synth`).
 
     Returns:
         The samples in file order and the load report.
     """
-    info = resolve_task(AUDIOMARATHON, task)
-    report = LoadReport(AUDIOMARATHON)
+    bench = normalize_benchmark(benchmark)
+    if bench == MMAU_PRO:
+        raise ValueError("MMAU-Pro has its own format: use load_mmau_pro")
+    info = resolve_task(bench, task)
+    report = LoadReport(bench)
     path = find_task_file(data_dir, info)
     if path is not None:
         records = _read_records(path, info.key, report)
@@ -570,6 +591,42 @@ def load_audiomarathon(
     samples = _dedupe(samples, report, source)
     report.loaded = len(samples)
     return samples, report
+
+
+def load_synth(data_dir: str, task: str, *, check_audio: bool = True) -> tuple[list[Sample], LoadReport]:
+    """Load one synthetic task (``digits``, ``DIG``, ...) written by :func:`hr_jax.synth.generate`.
+
+    `data_dir` is the generator's ``out_dir`` of one split (``<data_dir>/<task>/<task>.json``).
+    Same parser, problems and return value as :func:`load_audiomarathon`.
+    """
+    return load_audiomarathon(data_dir, task, check_audio=check_audio, benchmark=SYNTH)
+
+
+def parse_record(record: dict[str, Any], benchmark: str = SYNTH, task: str | None = None) -> Sample:
+    """The :class:`Sample` the loader makes of one AudioMarathon-format record, without files.
+
+    `task` defaults to the record's ``task`` field (synthetic records carry it). The audio path,
+    if any, is kept as written (not resolved, not probed); a record without one gets ``""``.
+    Used to build the exact evaluation prompt of a record elsewhere (training), see
+    :func:`hr_jax.eval.prompts.record_prompt`.
+
+    Raises:
+        ValueError: the record is malformed (the loader's reason).
+    """
+    bench = normalize_benchmark(benchmark)
+    if bench == MMAU_PRO:
+        raise ValueError("parse_record reads AudioMarathon-format records (audiomarathon, synth)")
+    info = resolve_task(bench, task if task is not None else str(record.get("task", "")))
+    rec = dict(record)
+    has_audio = _first(rec, ("path", "audio_path", "audio", "wav", "audio_file", "file")) not in (None, "")
+    if not has_audio:
+        rec["path"] = "-"
+    try:
+        sample = _parse_am_record(rec, 0, info, "", "")
+        paths = _audio_list(rec) if has_audio else [""]
+    except _RecordError as exc:
+        raise ValueError(f"{info.key} record: {exc}") from exc
+    return dataclasses.replace(sample, audio_path=paths[0], extra_audio_paths=tuple(paths[1:]))
 
 
 MMAU_PRO_FILE_NAMES = ("mmau_pro", "mmau-pro", "mmaupro", "test")
@@ -668,9 +725,9 @@ def load_benchmark(
     """Load several tasks of one benchmark.
 
     Args:
-        benchmark: "audiomarathon" or "mmau-pro" (any spelling).
+        benchmark: "audiomarathon", "mmau-pro" or "synth" (any spelling).
         data_dir: the benchmark's directory.
-        tasks: task names; None (or "all") loads every AudioMarathon task present in
+        tasks: task names; None (or "all") loads every AudioMarathon (or synth) task present in
             `data_dir` (absent ones are reported as ``missing_task``), or every MMAU-Pro
             category present. A task named explicitly must exist.
         check_audio: probe every audio file.
@@ -703,7 +760,7 @@ def load_benchmark(
             except FileNotFoundError as exc:
                 report.add(Problem(MISSING_TASK, info.key, data_dir, None, str(exc), dropped=False))
                 continue
-        samples, rep = load_audiomarathon(data_dir, info.key, check_audio=check_audio)
+        samples, rep = load_audiomarathon(data_dir, info.key, check_audio=check_audio, benchmark=bench)
         report.merge(rep)
         out[info.key] = samples
     return out, report

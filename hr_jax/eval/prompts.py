@@ -9,14 +9,22 @@ generation prompt) is added by ``hr_jax.make_batch``.
 :func:`parse_answer` maps a free-form reply to an option letter, or to None when the reply is
 unparsable or ambiguous (two different options named). Unparsable replies are scored as wrong
 by :mod:`hr_jax.eval.metrics`.
+
+Training on the synthetic tasks (:mod:`hr_jax.synth`) should build its evaluation-style
+instructions with :func:`record_prompt` (or :func:`build_prompt` on
+:func:`hr_jax.eval.datasets.parse_record`'s sample), so a trained model sees at evaluation time
+exactly the prompt it was trained on. Its reply target (the record's ``target``: the option text,
+or the transcript for ``digits``) is accepted by :func:`parse_answer` / :func:`clean_transcript`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from hr_jax.eval.datasets import LETTERS, Sample
+from hr_jax.eval.datasets import LETTERS, Sample, parse_record
+from hr_jax.eval.tasks import SYNTH
 
 MC_INSTRUCTION = "Listen to the audio carefully and answer the following question."
 MC_SUFFIX = "Answer with the option's letter from the given choices directly."
@@ -33,6 +41,16 @@ def build_prompt(sample: Sample) -> str:
     if sample.is_asr:
         return ASR_PROMPT
     return f"{MC_INSTRUCTION}\n{sample.question}\n{format_options(sample.choices)}\n{MC_SUFFIX}"
+
+
+def record_prompt(record: Mapping[str, Any], benchmark: str = SYNTH, task: str | None = None) -> str:
+    """:func:`build_prompt` of one AudioMarathon-format record, parsed exactly as the loader does.
+
+    For a synthetic record (:func:`hr_jax.synth.generate` / ``make_example``) this is the prompt
+    ``hr-jax eval --benchmark synth`` gives that clip: the ASR prompt for ``digits``, the lettered
+    multiple-choice prompt otherwise. `task` defaults to the record's ``task`` field.
+    """
+    return build_prompt(parse_record(dict(record), benchmark, task))
 
 
 def _strip_markup(reply: str) -> str:

@@ -2,12 +2,14 @@
 
 The tables follow the paper: AudioMarathon like Table 1 (semantic tasks SER, SCR, ASR, then
 acoustic SED, MC, ASC, ER, SAR, SGR, plus SD/HAD when run; F1 0-100, ASR word accuracy), MMAU-Pro
-like Table 2 (Speech, Voice Chat | Sound, Music, Spatial; accuracy). One block per pruning
-ratio ("Retain 70% Tokens (↓30%)"), the vanilla row on top, methods in the paper's order.
+like Table 2 (Speech, Voice Chat | Sound, Music, Spatial; accuracy), the synthetic tasks of
+:mod:`hr_jax.synth` like Table 1 (DIG, SQA | SEV, SCN, MEL, GEN | SAW; F1, DIG word accuracy).
+One block per pruning ratio ("Retain 70% Tokens (↓30%)"), the vanilla row on top, methods in the
+paper's order.
 
 Columns after the tasks:
 
-* ``Mean``: AudioMarathon, the plain mean over the task columns; MMAU-Pro, the sample-weighted
+* ``Mean``: AudioMarathon and synth, the plain mean over the task columns; MMAU-Pro, the sample-weighted
   accuracy over all questions of the shown categories.
 * ``Avg.``: Mean as a percentage of vanilla's Mean over the same columns (vanilla = 100.0%),
   the paper's Avg. (the ratio of the means, which reproduces the paper's numbers).
@@ -38,6 +40,7 @@ from hr_jax.eval.tasks import (
     F1_MACRO,
     F1_WEIGHTED,
     MMAU_PRO,
+    SYNTH,
     WORD_ACCURACY,
     TaskInfo,
     benchmark_tasks,
@@ -73,7 +76,23 @@ METHOD_NAMES = {
     "acoustic": "Acoustic profile",
 }
 MMAU_LEVELS = {0.3: "Light", 0.6: "Medium", 0.9: "Extreme"}
-GROUP_NAMES = {"semantic": "Semantic", "speech": "Speech", "acoustic": "Acoustic", "other": "Other"}
+GROUP_NAMES = {
+    "semantic": "Semantic",
+    "speech": "Speech",
+    "acoustic": "Acoustic",
+    "mixed": "Mixed",
+    "other": "Other",
+}
+TITLES = {
+    AUDIOMARATHON: "AudioMarathon (paper Table 1 layout)",
+    MMAU_PRO: "MMAU-Pro (paper Table 2 layout)",
+    SYNTH: "Synthetic tasks (hr_jax.synth, Table 1 layout)",
+}
+METRIC_NOTES = {
+    AUDIOMARATHON: "F1 (0-100) for all tasks except ASR (word accuracy = 100 - WER%); SGR uses weighted F1.",
+    MMAU_PRO: "Accuracy (%) per category; Mean is sample-weighted.",
+    SYNTH: "F1 (0-100) for all tasks except DIG (word accuracy = 100 - WER%); GEN uses weighted F1.",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,19 +179,11 @@ class Report:
 
     def to_markdown(self) -> str:
         """The table (and coverage) as Markdown."""
-        title = (
-            "AudioMarathon (paper Table 1 layout)"
-            if self.benchmark == AUDIOMARATHON
-            else ("MMAU-Pro (paper Table 2 layout)")
-        )
+        title = TITLES.get(self.benchmark, self.benchmark)
         groups: dict[str, list[str]] = {}
         for c in self.columns:
             groups.setdefault(GROUP_NAMES.get(c.group, c.group), []).append(c.label)
-        metric_note = (
-            "F1 (0-100) for all tasks except ASR (word accuracy = 100 - WER%); SGR uses weighted F1."
-            if self.benchmark == AUDIOMARATHON
-            else "Accuracy (%) per category; Mean is sample-weighted."
-        )
+        metric_note = METRIC_NOTES.get(self.benchmark, "")
         lines = [
             f"## {title}",
             "",
@@ -289,7 +300,10 @@ def _infer_benchmark(run_dir: str, task_keys: Sequence[str]) -> str:
         if s.get("benchmark"):
             return normalize_benchmark(s["benchmark"])
     am = {t.key for t in benchmark_tasks(AUDIOMARATHON)}
-    return AUDIOMARATHON if any(k in am for k in task_keys) or not task_keys else MMAU_PRO
+    if any(k in am for k in task_keys) or not task_keys:
+        return AUDIOMARATHON
+    synth = {t.key for t in benchmark_tasks(SYNTH)}
+    return SYNTH if any(k in synth for k in task_keys) else MMAU_PRO
 
 
 def score_cell(info: TaskInfo, rows: Sequence[dict[str, Any]]) -> Cell:

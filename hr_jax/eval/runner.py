@@ -456,7 +456,7 @@ def run_eval(
         ckpt_or_model: a converted checkpoint directory (loaded with ``hr_jax.load``) or a loaded
             Model; ignored when `generate_fn` is given.
         data_dir: the benchmark directory (:mod:`hr_jax.eval.datasets`).
-        benchmark: "audiomarathon" or "mmau-pro".
+        benchmark: "audiomarathon", "mmau-pro" or "synth" (:mod:`hr_jax.synth`'s tasks).
         tasks: task names (None or ["all"] for all).
         methods: method names; "vanilla" runs the unpruned model once per task.
         ratios: pruning ratios for the other methods.

@@ -26,6 +26,23 @@ MMAU-Pro's tasks are its categories (paper Table 2): speech and voice chat (the 
 sound, music and spatial (the "Acoustic" group); all are scored by accuracy, and the benchmark
 average is sample-weighted. Categories outside these five (MMAU-Pro also has mixed ones such as
 ``sound-music``) are kept as extra columns in the "other" group.
+
+The ``synth`` benchmark is the test split of :mod:`hr_jax.synth` (seven synthetic long-audio
+tasks, written in AudioMarathon's record format and read by the same parser). Its groups are
+semantic, acoustic and "mixed" (shown after acoustic); its average is the plain task mean, as
+for AudioMarathon.
+
+================  =====  ========  =============  ==========================================
+key               abbr.  group     metric         what the task asks
+================  =====  ========  =============  ==========================================
+digits            DIG    semantic  word accuracy  transcribe 3-4 spoken digits, 100 - WER%
+spoken_qa         SQA    semantic  macro F1       question about one spoken sentence
+sound_event       SEV    acoustic  macro F1       which sound event occurred
+scene             SCN    acoustic  macro F1       which background noise
+melody            MEL    acoustic  macro F1       music style
+gender            GEN    acoustic  weighted F1    speaker gender
+sound_after_word  SAW    mixed     macro F1       which sound followed a spoken cue word
+================  =====  ========  =============  ==========================================
 """
 
 from __future__ import annotations
@@ -35,7 +52,8 @@ import re
 
 AUDIOMARATHON = "audiomarathon"
 MMAU_PRO = "mmau-pro"
-BENCHMARKS = (AUDIOMARATHON, MMAU_PRO)
+SYNTH = "synth"
+BENCHMARKS = (AUDIOMARATHON, MMAU_PRO, SYNTH)
 
 F1_MACRO = "f1_macro"
 F1_WEIGHTED = "f1_weighted"
@@ -125,7 +143,18 @@ MMAU_PRO_TASKS: tuple[TaskInfo, ...] = (
     ),
 )
 
-GROUP_ORDER = {"semantic": 0, "speech": 0, "acoustic": 1, "other": 2}
+_SY = SYNTH
+SYNTH_TASKS: tuple[TaskInfo, ...] = (
+    TaskInfo("digits", _SY, "synth", "DIG", "semantic", WORD_ACCURACY, "Spoken digits (ASR-like)"),
+    TaskInfo("spoken_qa", _SY, "synth", "SQA", "semantic", F1_MACRO, "Spoken question answering"),
+    TaskInfo("sound_event", _SY, "synth", "SEV", "acoustic", F1_MACRO, "Sound event"),
+    TaskInfo("scene", _SY, "synth", "SCN", "acoustic", F1_MACRO, "Background scene"),
+    TaskInfo("melody", _SY, "synth", "MEL", "acoustic", F1_MACRO, "Music style"),
+    TaskInfo("gender", _SY, "synth", "GEN", "acoustic", F1_WEIGHTED, "Speaker gender"),
+    TaskInfo("sound_after_word", _SY, "synth", "SAW", "mixed", F1_MACRO, "Sound after a spoken word"),
+)
+
+GROUP_ORDER = {"semantic": 0, "speech": 0, "acoustic": 1, "mixed": 2, "other": 3}
 
 
 def slug(text: str) -> str:
@@ -136,12 +165,14 @@ def slug(text: str) -> str:
 def benchmark_tasks(benchmark: str) -> tuple[TaskInfo, ...]:
     """The registered tasks of `benchmark`, in the paper's column order."""
     bench = normalize_benchmark(benchmark)
-    return AUDIOMARATHON_TASKS if bench == AUDIOMARATHON else MMAU_PRO_TASKS
+    return {AUDIOMARATHON: AUDIOMARATHON_TASKS, MMAU_PRO: MMAU_PRO_TASKS, SYNTH: SYNTH_TASKS}[bench]
 
 
 def normalize_benchmark(name: str) -> str:
-    """Map spellings such as ``AudioMarathon``, ``mmau_pro`` or ``MMAU-Pro`` to a benchmark id."""
+    """Map spellings such as ``AudioMarathon``, ``mmau_pro``, ``synthetic`` to a benchmark id."""
     s = slug(name)
+    if s in ("synth", "synthetic", "hr_jax_synth"):
+        return SYNTH
     if s in ("audiomarathon", "audio_marathon", "am"):
         return AUDIOMARATHON
     if s in ("mmau_pro", "mmaupro", "mmau"):
@@ -172,5 +203,5 @@ def task_sort_key(task: TaskInfo) -> tuple[int, int, str]:
     registry = benchmark_tasks(task.benchmark)
     for i, t in enumerate(registry):
         if t.key == task.key:
-            return (GROUP_ORDER.get(t.group, 2), i, t.key)
-    return (GROUP_ORDER.get(task.group, 2), len(registry), task.key)
+            return (GROUP_ORDER.get(t.group, 3), i, t.key)
+    return (GROUP_ORDER.get(task.group, 3), len(registry), task.key)
