@@ -28,7 +28,7 @@ from hr_jax.batch import AudioInput, Batch, make_batch
 from hr_jax.model import Model
 from hr_jax.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT
 from hr_jax.sampling import sample_tokens
-from hr_jax.selection import ROUTE_MODES, RouterArrays, SelectionInputs, select_audio
+from hr_jax.selection import ROUTE_MODES, RouterArrays, SelectionInputs, select_audio, take_rows
 from models.config import ThinkerConfig
 from models.decoder import KVCache, alloc_cache, decode_layers, prefill_layers, rope_tables
 from models.params import ThinkerParams
@@ -124,12 +124,6 @@ def _first_true(mask: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
     return jnp.where(jnp.arange(size)[None] < count[:, None], order, -1), count
 
 
-def _gather(x: jax.Array, idx: jax.Array) -> jax.Array:
-    """x `[B, L, ...]`, idx `[B, K]` (-1 allowed: gives row 0 garbage, masked by the caller)."""
-    idx = jnp.maximum(idx, 0)
-    return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
-
-
 @functools.partial(jax.jit, static_argnames=("cfg", "plan"))
 def prefill_core(
     params: ThinkerParams,
@@ -214,8 +208,8 @@ def prefill_from_embeds(
         )
         keep_seq = valid & (~is_audio | keep_seq)
         up_idx, _ = _first_true(keep_seq, plan.keep_len)
-        h = _gather(h, up_idx)
-        up_pos, up_valid = _gather(pos, up_idx), up_idx >= 0
+        h = take_rows(h, up_idx)
+        up_pos, up_valid = take_rows(pos, up_idx), up_idx >= 0
         kept_audio = (keep_seq & is_audio).sum(1).astype(jnp.int32)
 
     h, k_up, v_up = prefill_layers(
@@ -544,7 +538,7 @@ def prefill(
     state, plan, shift = _run_prefill(model, batch, ratio, method, router, prune_layer, seed, 0, None)
     kept = np.asarray(state.kept_positions)
     kept = np.where(kept >= 0, kept - shift, -1)
-    routed = plan.method in _route_methods()
+    routed = plan.method in ROUTE_MODES
     return Prefill(
         logits=np.asarray(state.logits),
         kept_positions=kept,
@@ -554,10 +548,6 @@ def prefill(
         num_audio=np.asarray(state.num_audio),
         kept_audio=np.asarray(state.kept_audio),
     )
-
-
-def _route_methods() -> tuple[str, ...]:
-    return tuple(ROUTE_MODES)
 
 
 def generate_batch(
@@ -585,7 +575,7 @@ def generate_batch(
     padded_len = batch.input_ids.shape[1] + shift
     jax.block_until_ready(state.logits)
     t1 = time.perf_counter()
-    routed = plan.method in _route_methods()
+    routed = plan.method in ROUTE_MODES
     kept = np.asarray(state.kept_positions)
     kept = np.where(kept >= 0, kept - shift, -1)
     spread, alpha = (np.asarray(state.spread), np.asarray(state.alpha)) if routed else (None, None)

@@ -64,7 +64,8 @@ class SelectionInputs:
     keep_k: jax.Array
 
 
-def _take(x: jax.Array, idx: jax.Array) -> jax.Array:
+def take_rows(x: jax.Array, idx: jax.Array) -> jax.Array:
+    """x `[B, L, ...]` at per-row indices idx `[B, K]` -> `[B, K, ...]`; -1 reads slot 0 (callers mask it)."""
     idx = jnp.maximum(idx, 0)
     return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
 
@@ -89,8 +90,8 @@ def select_audio(
         # The probe sees exactly what layer M−1's attention sees: its normalised input, q/k with
         # bias, no RoPE.
         x = rms_norm(inp.h_in, inp.layer.attn_norm, cfg.rms_norm_eps)
-        q, _, _ = project_qkv(_take(x, inp.text_pos), inp.layer, cfg)
-        _, k_audio, _ = project_qkv(_take(x, inp.audio_pos), inp.layer, cfg)
+        q, _, _ = project_qkv(take_rows(x, inp.text_pos), inp.layer, cfg)
+        _, k_audio, _ = project_qkv(take_rows(x, inp.audio_pos), inp.layer, cfg)
         p = prune.probe_attention(q, k_audio, text_mask, audio_mask)
         sel = prune.selectivity(p, inp.num_audio)
         spr = prune.spread(sel)
@@ -109,18 +110,18 @@ def select_audio(
     if plan.method == "fastv":
         x = rms_norm(inp.h_in, inp.layer.attn_norm, cfg.rms_norm_eps)
         last = inp.last_real[:, None]
-        q, _, _ = project_qkv(_take(x, last), inp.layer, cfg)
-        q = apply_rope(q, _take(inp.cos, last), _take(inp.sin, last))[:, 0]
+        q, _, _ = project_qkv(take_rows(x, last), inp.layer, cfg)
+        q = apply_rope(q, take_rows(inp.cos, last), take_rows(inp.sin, last))[:, 0]
         key_mask = inp.valid & (jnp.arange(inp.valid.shape[1])[None] <= last)
         scores = prune.fastv_scores(q, inp.keys_rope, key_mask, inp.audio_pos)
         return prune.select_topk(scores, all_valid, k, plan.keep_cap, valid=audio_mask), *zeros
     if plan.method == "dart":
         hn = rms_norm(inp.h_out, inp.final_norm, cfg.rms_norm_eps)
         keep = prune.dart_select(
-            _take(inp.keys_rope, inp.audio_pos),
-            _take(inp.keys_rope, inp.text_pos),
-            _take(hn, inp.audio_pos),
-            _take(hn, inp.text_pos),
+            take_rows(inp.keys_rope, inp.audio_pos),
+            take_rows(inp.keys_rope, inp.text_pos),
+            take_rows(hn, inp.audio_pos),
+            take_rows(hn, inp.text_pos),
             audio_mask,
             text_mask,
             k,
