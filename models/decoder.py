@@ -3,9 +3,23 @@
 Layers are applied with `lax.scan` over weights stacked on a leading `[layers]` axis. Attention
 masks are boolean and causal *by slot*: a pruned sequence keeps its tokens in original order, so
 slot order is still time order, while RoPE uses each token's original position.
+
+Prefill self-attention (`causal_attention`) has three implementations, chosen per platform (the
+environment variable `HR_JAX_ATTENTION` = `auto` | `blocked` | `dense` | `cudnn` | `rolled`
+overrides; `auto` is `cudnn` on GPU for bfloat16/float16 and `blocked` otherwise):
+- `blocked` (CPU): query blocks, each against the key prefix it can see, so the masked upper
+  triangle is mostly skipped and each block's scores stay cache-sized; softmax in float32.
+- `cudnn` (GPU): cuDNN flash attention with a padding-causal mask. cuDNN's padding is a valid
+  prefix, so each row is rotated to start at its first valid slot and rotated back; this assumes
+  each row's valid slots are one contiguous run (true here: left-padded batches below the pruning
+  layer, kept tokens first above it). `rolled` is the same with XLA's implementation (CPU-testable).
+- `dense`: `jax.nn.dot_product_attention` with the full `[B, L, L]` mask.
 """
 
 from __future__ import annotations
+
+import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -71,12 +85,96 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.
     return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None])
 
 
+_NEG = float(jnp.finfo(jnp.float32).min)  # finite "minus infinity" for masked scores
+ATTENTION_IMPLS = ("auto", "blocked", "dense", "cudnn", "rolled")
+
+
+def attention_impl(dtype) -> str:
+    """The prefill attention implementation for this platform and dtype (see the module docstring)."""
+    mode = os.environ.get("HR_JAX_ATTENTION", "auto")
+    if mode not in ATTENTION_IMPLS:
+        raise ValueError(f"HR_JAX_ATTENTION={mode!r}; choose from {', '.join(ATTENTION_IMPLS)}")
+    if mode != "auto":
+        return mode
+    if jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
+        return "cudnn"
+    return "blocked"
+
+
+def masked_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """GQA attention without repeating K/V: q `[B, T, Hq, hd]`, k/v `[B, S, Hkv, hd]`, mask `[B, T, S]`.
+
+    Scores and softmax in float32, probabilities cast to v's dtype for the second product (as flash
+    kernels do). Every query row must see at least one key."""
+    b, t, hq, hd = q.shape
+    hkv = k.shape[2]
+    qg = q.reshape(b, t, hkv, hq // hkv, hd)
+    s = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32) * (1.0 / math.sqrt(hd))
+    p = jax.nn.softmax(jnp.where(mask[:, None, None], s, _NEG), axis=-1)
+    o = jnp.einsum("bkgts,bskd->btkgd", p.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    return o.reshape(b, t, hq, hd).astype(q.dtype)
+
+
+def attention_blocks(length: int, max_blocks: int = 16, min_block: int = 128) -> list[tuple[int, int]]:
+    """Query blocks `[(start, end), ...]` of `causal_attention`'s blocked path: blocks of at least
+    `min_block` slots (a multiple of 64), at most `max_blocks` of them (each block is its own static
+    shape, so more blocks mean a longer compile)."""
+    n = max(1, min(max_blocks, -(-length // min_block)))
+    size = -(-(-(-length // n)) // 64) * 64
+    return [(s, min(length, s + size)) for s in range(0, length, size)]
+
+
+def _causal_blocked(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array) -> jax.Array:
+    outs = []
+    for s, e in attention_blocks(q.shape[1]):
+        i = jnp.arange(s, e)[:, None]
+        j = jnp.arange(e)[None, :]
+        m = ((j <= i)[None] & valid[:, None, :e]) | ((i == j)[None] & ~valid[:, s:e, None])
+        outs.append(masked_attention(q[:, s:e], k[:, :e], v[:, :e], m))
+    return jnp.concatenate(outs, axis=1) if len(outs) > 1 else outs[0]
+
+
+def _take_rows(x: jax.Array, idx: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
+
+
+def _causal_rolled(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array, implementation: str) -> jax.Array:
+    """Padding-causal fused attention on rows rotated so that their (contiguous) valid run starts at 0."""
+    length = q.shape[1]
+    n = valid.sum(1).astype(jnp.int32)
+    start = jnp.argmax(valid, axis=1).astype(jnp.int32)
+    iota = jnp.arange(length, dtype=jnp.int32)[None]
+    fwd = (iota + start[:, None]) % length
+    out = jax.nn.dot_product_attention(
+        _take_rows(q, fwd), _take_rows(k, fwd), _take_rows(v, fwd), is_causal=True,
+        query_seq_lengths=n, key_value_seq_lengths=n, implementation=implementation,
+    )  # fmt: skip
+    out = _take_rows(out, (iota - start[:, None]) % length)
+    own = jnp.repeat(v, q.shape[2] // v.shape[2], axis=2)  # padding queries see only themselves
+    return jnp.where(valid[:, :, None, None], out, own.astype(out.dtype))
+
+
+def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array) -> jax.Array:
+    """Prefill self-attention, causal by slot: a query sees the valid slots at or before it (and, if
+    it is padding, itself; padding outputs are never read, only kept finite).
+    q `[B, L, Hq, hd]`, k/v `[B, L, Hkv, hd]`, valid `[B, L]`."""
+    impl = attention_impl(q.dtype)
+    if impl == "dense":
+        return attention(q, k, v, causal_mask(valid))
+    if impl == "cudnn":
+        return _causal_rolled(q, k, v, valid, "cudnn")
+    if impl == "rolled":
+        return _causal_rolled(q, k, v, valid, "xla")
+    return _causal_blocked(q, k, v, valid)
+
+
 def mlp(x: jax.Array, p: DecoderLayerParams) -> jax.Array:
     return (jax.nn.silu(x @ p.gate_w) * (x @ p.up_w)) @ p.down_w
 
 
 def causal_mask(valid: jax.Array) -> jax.Array:
-    """`[B, L, L]`: slot i sees valid slots j <= i; padding queries see only themselves."""
+    """`[B, L, L]`: slot i sees valid slots j <= i, and itself (so that a padding query before every
+    valid slot sees something)."""
     n = valid.shape[1]
     tri = jnp.tril(jnp.ones((n, n), bool))
     m = tri[None] & valid[:, None, :]
@@ -84,13 +182,14 @@ def causal_mask(valid: jax.Array) -> jax.Array:
 
 
 def layer_prefill(
-    h: jax.Array, p: DecoderLayerParams, cfg: TextConfig, cos: jax.Array, sin: jax.Array, mask: jax.Array
+    h: jax.Array, p: DecoderLayerParams, cfg: TextConfig, cos: jax.Array, sin: jax.Array, valid: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """One decoder layer over a whole sequence. Returns (h, k, v) with k rotated."""
+    """One decoder layer over a whole sequence (`valid [B, L]` real slots). Returns (h, k, v) with k
+    rotated."""
     x = rms_norm(h, p.attn_norm, cfg.rms_norm_eps)
     q, k, v = project_qkv(x, p, cfg)
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-    a = attention(q, k, v, mask)
+    a = causal_attention(q, k, v, valid)
     h = h + a.reshape(h.shape[0], h.shape[1], -1) @ p.o_w
     h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p)
     return h, k, v
@@ -101,10 +200,9 @@ def prefill_layers(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Runs stacked layers over h `[B, L, D]`; returns h and per-layer k, v `[n, B, L, Hkv, hd]`."""
     cos, sin = rope_tables(positions, cfg.head_dim, cfg.rope_theta)
-    mask = causal_mask(valid)
 
     def body(h: jax.Array, p: DecoderLayerParams) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        h, k, v = layer_prefill(h, p, cfg, cos, sin, mask)
+        h, k, v = layer_prefill(h, p, cfg, cos, sin, valid)
         return h, (k, v)
 
     h, (k, v) = jax.lax.scan(body, h, layers)
