@@ -96,7 +96,7 @@ def attention_impl(dtype) -> str:
         raise ValueError(f"HR_JAX_ATTENTION={mode!r}; choose from {', '.join(ATTENTION_IMPLS)}")
     if mode != "auto":
         return mode
-    if jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
+    if jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):  # noqa: E501
         return "cudnn"
     return "blocked"
 
@@ -120,7 +120,8 @@ def attention_blocks(length: int, max_blocks: int = 16, min_block: int = 128) ->
     `min_block` slots (a multiple of 64), at most `max_blocks` of them (each block is its own static
     shape, so more blocks mean a longer compile)."""
     n = max(1, min(max_blocks, -(-length // min_block)))
-    size = -(-(-(-length // n)) // 64) * 64
+    per_block = -(-length // n)  # ceil
+    size = -(-per_block // 64) * 64  # rounded up to a multiple of 64
     return [(s, min(length, s + size)) for s in range(0, length, size)]
 
 
@@ -138,7 +139,7 @@ def _take_rows(x: jax.Array, idx: jax.Array) -> jax.Array:
     return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
-def _causal_rolled(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array, implementation: str) -> jax.Array:
+def _causal_rolled(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array, implementation: str) -> jax.Array:  # noqa: E501
     """Padding-causal fused attention on rows rotated so that their (contiguous) valid run starts at 0."""
     length = q.shape[1]
     n = valid.sum(1).astype(jnp.int32)
