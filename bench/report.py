@@ -1,0 +1,115 @@
+"""Markdown tables from `bench.run` JSON files (the tables of bench/RESULTS.md).
+
+python -m bench.report bench/results/*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{1e3 * x:.1f}"
+
+
+def comparison_table(records: list[dict]) -> str:
+    """hr_jax (every ratio) against unpruned transformers, per stage and batch."""
+    hf = {
+        (r["preset"], r["seconds"], r["stage"], r["batch"]): r for r in records if r["impl"] == "transformers"
+    }
+    rows = [
+        "| preset | audio s | stage | batch | ratio | method | hr_jax median ms (IQR) | transformers ms (IQR) | "  # noqa: E501
+        "hr_jax / HF speed-up | hr_jax tok/s | HF tok/s | hr_jax compile s | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        if r["impl"] != "hr_jax":
+            continue
+        t = hf.get((r["preset"], r["seconds"], r["stage"], r["batch"]))
+        sp = f"{t['median_s'] / r['median_s']:.2f}x" if t else "-"
+        tps = f"{r['tokens_per_s']:.1f}" if r.get("tokens_per_s") else ""
+        htps = f"{t['tokens_per_s']:.1f}" if t and t.get("tokens_per_s") else ""
+        hfcell = f"{_ms(t['median_s'])} ({_ms(t['iqr_s'])})" if t else "-"
+        rows.append(
+            f"| {r['preset']} | {r['seconds']:g} | {r['stage']} | {r['batch']} | {r['ratio']:g} | {r['method']} | "  # noqa: E501
+            f"{_ms(r['median_s'])} ({_ms(r['iqr_s'])}) | {hfcell} | {sp} | {tps} | {htps} | "
+            f"{(r.get('compile_s') or 0):.1f} | {r.get('loadavg_1m')}{' +train' if r.get('training_running') else ''} |"  # noqa: E501
+        )
+    return "\n".join(rows)
+
+
+def floor_table(records: list[dict]) -> str:
+    rows = [
+        "| impl | preset | audio s | stage | batch | ratio | useful GFLOP | useful MB | floor ms | measured ms | "  # noqa: E501
+        "fraction of floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        if r.get("floor_s") is None:
+            continue
+        rows.append(
+            f"| {r['impl']} | {r['preset']} | {r['seconds']:g} | {r['stage']} | {r['batch']} | {r['ratio']:g} | "  # noqa: E501
+            f"{r['flops'] / 1e9:.2f} | {r['bytes'] / 2**20:.0f} | {_ms(r['floor_s'])} | {_ms(r['median_s'])} | "  # noqa: E501
+            f"{100 * r['floor_fraction']:.1f}% |"
+        )
+    return "\n".join(rows)
+
+
+def pruning_table(records: list[dict]) -> str:
+    """Measured LLM-prefill speed-up of each ratio (hr_jax, against its own r = 0) and the FLOP model's."""
+    base = {
+        (r["preset"], r["seconds"], r["batch"]): r
+        for r in records
+        if r["impl"] == "hr_jax" and r["stage"] == "prefill" and r["ratio"] == 0
+    }
+    rows = [
+        "| preset | audio s | ratio | method | measured speed-up (wall) | (CPU time) | FLOP-predicted, ideal | "  # noqa: E501
+        "FLOP-predicted, as computed | measured / predicted | routing ms | routing % of prefill |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        if r["impl"] != "hr_jax" or r["stage"] != "prefill" or r["ratio"] == 0:
+            continue
+        b = base.get((r["preset"], r["seconds"], r["batch"]))
+        if not b:
+            continue
+        meas = b["median_s"] / r["median_s"]
+        cpu = b.get("cpu_s_median", 0) / r["cpu_s_median"] if r.get("cpu_s_median") else None
+        pred = r.get("predicted_speedup_static") or r.get("predicted_speedup")
+        rs = r.get("routing_share")
+        rows.append(
+            f"| {r['preset']} | {r['seconds']:g} | {r['ratio']:g} | {r['method']} | {meas:.2f}x | "
+            f"{'-' if cpu is None else f'{cpu:.2f}x'} | {r.get('predicted_speedup', 0):.2f}x | {pred:.2f}x | "
+            f"{meas / pred:.2f} | {_ms(r.get('routing_s')) if r.get('routing_s') is not None else '-'} | "
+            f"{'-' if rs is None else f'{100 * rs:.2f}%'} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("files", nargs="+")
+    a = ap.parse_args(argv)
+    records = []
+    for f in a.files:
+        records += json.load(open(f))
+    machines = defaultdict(list)
+    for r in records:
+        machines[json.dumps(r.get("machine", {}), sort_keys=True)].append(r)
+    for m in machines:
+        print("machine:", m)
+    floors = {json.dumps(r.get("floor"), sort_keys=True) for r in records if r.get("floor")}
+    for f in floors:
+        print("floor:", f)
+    print("\n### hr_jax vs transformers\n")
+    print(comparison_table(records))
+    print("\n### Fraction of the machine floor\n")
+    print(floor_table(records))
+    print("\n### Pruning: measured vs FLOP-predicted prefill speed-up, routing overhead\n")
+    print(pruning_table(records))
+
+
+if __name__ == "__main__":
+    main()
