@@ -263,31 +263,43 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def measure_matmul(dtype: str = "float32", n: int | None = None, repeats: int = 5) -> float:
-    """Best-case dense matmul FLOP/s of the default JAX device (square `n × n` matmul, jitted)."""
+    """Best dense matmul FLOP/s of the default JAX device: square `n × n` jitted matmuls (the best
+    of a few sizes unless `n` is given)."""
     import jax
     import jax.numpy as jnp
 
     gpu = jax.default_backend() != "cpu"
-    n = n or (8192 if gpu else 2048)
-    k1, k2 = jax.random.split(jax.random.key(0))
-    a = jax.random.normal(k1, (n, n), jnp.float32).astype(dtype)
-    b = jax.random.normal(k2, (n, n), jnp.float32).astype(dtype)
-    f = jax.jit(lambda x, y: x @ y)
-    t = _median_time(lambda: f(a, b).block_until_ready(), repeats)
-    return 2 * n**3 / t
+    sizes = [n] if n else ([4096, 8192] if gpu else [1024, 2048, 3072])
+    best = 0.0
+    for size in sizes:
+        k1, k2 = jax.random.split(jax.random.key(size))
+        a = jax.random.normal(k1, (size, size), jnp.float32).astype(dtype)
+        b = jax.random.normal(k2, (size, size), jnp.float32).astype(dtype)
+        f = jax.jit(lambda x, y: x @ y)
+        best = max(
+            best, 2 * size**3 / _median_time(lambda f=f, a=a, b=b: f(a, b).block_until_ready(), repeats)
+        )
+    return best
 
 
 def measure_bandwidth(mbytes: int | None = None, repeats: int = 5) -> float:
-    """Read bandwidth (bytes/s) of the default JAX device: a jitted sum over a large float32 array."""
+    """Read bandwidth (bytes/s) of the default JAX device: the best of a jitted sum over a large
+    float32 array and a matrix-vector product over it (XLA's CPU reduction runs on one thread, the
+    matvec on all of them), as a decode step reads its weights."""
     import jax
     import jax.numpy as jnp
 
     gpu = jax.default_backend() != "cpu"
     mbytes = mbytes or (4096 if gpu else 512)
-    x = jnp.ones((mbytes * (1 << 20) // 4,), jnp.float32)
-    f = jax.jit(lambda v: jnp.sum(v))
-    t = _median_time(lambda: f(x).block_until_ready(), repeats)
-    return x.nbytes / t
+    cols = 4096
+    rows = mbytes * (1 << 20) // 4 // cols
+    w = jnp.ones((rows, cols), jnp.float32)
+    vec = jnp.ones((cols,), jnp.float32)
+    total = jax.jit(lambda m: jnp.sum(m))
+    matvec = jax.jit(lambda m, v: m @ v)
+    t_sum = _median_time(lambda: total(w).block_until_ready(), repeats)
+    t_mv = _median_time(lambda: matvec(w, vec).block_until_ready(), repeats)
+    return w.nbytes / min(t_sum, t_mv)
 
 
 def machine_floor(
@@ -319,12 +331,15 @@ def model_table(
     batch: int,
     dtype_bytes: int,
     floor: Floor | None,
+    attention: str = "causal",
 ) -> list[dict]:
     rows = []
     for s in seconds:
         sh = bench_shapes(s)
         enc = encoder_cost(cfg.audio, sh.frames, batch, dtype_bytes)
-        full = prefill_cost(cfg.text, sh.seq, None, prune_layer, batch=batch, dtype_bytes=dtype_bytes)
+        full = prefill_cost(
+            cfg.text, sh.seq, None, prune_layer, batch=batch, attention=attention, dtype_bytes=dtype_bytes
+        )
         dec = decode_cost(cfg.text, batch, sh.seq, sh.seq, prune_layer, dtype_bytes)
         for r in ratios:
             kept = sh.kept(r)
@@ -337,6 +352,7 @@ def model_table(
                 sh.n_audio,
                 batch,
                 probe=r > 0,
+                attention=attention,
                 dtype_bytes=dtype_bytes,
             )
             row = {
@@ -373,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--prune-layer", type=int, default=2)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--attention", default="causal", choices=ATTENTION_COUNTS, help="attention count")
     ap.add_argument("--peak-flops", type=float, default=None, help="FLOP/s (skips the matmul microbenchmark)")
     ap.add_argument(
         "--peak-bw", type=float, default=None, help="bytes/s (skips the bandwidth microbenchmark)"
@@ -397,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
         a.batch,
         dtype_bytes,
         floor,
+        a.attention,
     )
     measured = {}
     if a.runs:
