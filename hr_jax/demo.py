@@ -1,8 +1,8 @@
 """`hr-jax demo`: generation with and without pruning, on a machine with nothing downloaded.
 
 With the synthetic-task model shipped in `hr_jax/assets/synth_model` it answers about a bundled
-synthetic clip (that model is under-trained: it answers at chance, see bench/training); without it, it builds a tiny random-weight Qwen2.5-Omni thinker checkpoint in the
-Hugging Face layout with transformers (cached under `~/.cache/hr_jax`), converts it with the real
+synthetic clip (that model is under-trained: it answers at chance, see bench/training); without
+it, it builds a tiny random-weight Qwen2.5-Omni thinker checkpoint in the Hugging Face layout with transformers (cached under `~/.cache/hr_jax`), converts it with the real
 converter and generates from it — the text is then meaningless, and the demo says so.
 """
 
@@ -79,8 +79,8 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
         print("NOTE: the weights are RANDOM. The text below is meaningless; the demo shows the pipeline "
               "(front end, encoder, pruning, KV-cache decoding) and its timings.")  # fmt: skip
     else:
-        print("NOTE: this model was trained for only 35 CPU-minutes on the synthetic tasks and does NOT hear "
-              "yet: it answers at chance level (bench/training/README.md). The demo shows the pipeline "
+        print("NOTE: this model was trained for only 35 CPU-minutes on the synthetic tasks and does NOT "
+              "hear yet: it answers at chance level (bench/training/README.md). The demo shows the pipeline "
               "(front end, encoder, pruning, KV-cache decoding), routing and timings, not accuracy.")  # fmt: skip
     info = json.loads(SHIPPED_CLIP_INFO.read_text()) if SHIPPED_CLIP_INFO.exists() else {}
     if args.audio:
@@ -99,11 +99,9 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
           f"alpha(sem,uni,aco)  reply")  # fmt: skip
     for method, ratio in RUNS:
         name = "headrouter" if method == "vanilla" else method
-        hr_jax.generate_batch(
-            model, batch, ratio, method=name, router=router, max_new_tokens=2
-        )  # compiles both
-        out = hr_jax.generate_batch(model, batch, ratio, method=name, router=router,
-                                    max_new_tokens=args.max_new_tokens)  # fmt: skip
+        for _ in range(2):  # the first call compiles prefill and decode; the second is timed
+            out = hr_jax.generate_batch(model, batch, ratio, method=name, router=router,
+                                        max_new_tokens=args.max_new_tokens)  # fmt: skip
         n = int(out.num_generated[0])
         alpha = "" if out.alpha is None else "(" + ",".join(f"{a:.2f}" for a in out.alpha[0]) + ")"
         rate = n / max(out.decode_s, 1e-9)
