@@ -81,7 +81,8 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     else:
         print("NOTE: this model was trained for only 35 CPU-minutes on the synthetic tasks and does NOT "
               "hear yet: it answers at chance level (bench/training/README.md). The demo shows the pipeline "
-              "(front end, encoder, pruning, KV-cache decoding), routing and timings, not accuracy.")  # fmt: skip
+              "(front end, encoder, pruning, KV-cache decoding), routing and timings, not "
+              "accuracy.")  # fmt: skip
     info = json.loads(SHIPPED_CLIP_INFO.read_text()) if SHIPPED_CLIP_INFO.exists() else {}
     if args.audio:
         wave, prompt = load_audio(args.audio), args.prompt or "Describe the audio."
