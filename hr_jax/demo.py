@@ -3,7 +3,8 @@
 With the synthetic-task model shipped in `hr_jax/assets/synth_model` it answers about a bundled
 synthetic clip (that model is under-trained: it answers at chance, see bench/training); without
 it, it builds a tiny random-weight Qwen2.5-Omni thinker checkpoint in the Hugging Face layout
-with transformers (cached under `~/.cache/hr_jax`), converts it with the real converter and generates from it — the text is then meaningless, and the demo says so.
+with transformers (cached under `~/.cache/hr_jax`), converts it with the real converter and
+generates from it — the text is then meaningless, and the demo says so.
 """
 
 from __future__ import annotations
