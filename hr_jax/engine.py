@@ -173,12 +173,10 @@ def prefill_from_embeds(
         up_idx = jnp.where(valid, jnp.arange(seq, dtype=jnp.int32)[None], -1)
         up_pos, up_valid, kept_audio = pos, valid, num_audio
     else:
-        h, k_a, v_a = prefill_layers(h, _split_layers(params, 0, m - 1), text, pos, valid)
-        probe = _split_layers(params, m - 1, m)
-        x_probe = jax.tree.map(lambda w: w[0], probe)
-        h_in = h
-        h, k_b, v_b = prefill_layers(h, probe, text, pos, valid)
-        k_lo, v_lo = jnp.concatenate([k_a, k_b]), jnp.concatenate([v_a, v_b])
+        # Layers < M in one scan that also hands back layer M−1's input (the probe's).
+        lower = _split_layers(params, 0, m)
+        h, k_lo, v_lo, h_in = prefill_layers(h, lower, text, pos, valid, return_last_input=True)
+        x_probe = jax.tree.map(lambda w: w[m - 1], params.layers)
         audio_pos, _ = _first_true(is_audio, plan.audio_cap)
         last_audio = jnp.max(jnp.where(is_audio, jnp.arange(seq)[None], -1), axis=1)
         is_text = valid & ~is_audio & (jnp.arange(seq)[None] > last_audio[:, None])
@@ -189,7 +187,7 @@ def prefill_from_embeds(
             layer=x_probe,
             h_in=h_in,
             h_out=h,
-            keys_rope=k_b[0],
+            keys_rope=k_lo[m - 1],
             final_norm=params.norm,
             cos=cos,
             sin=sin,

@@ -197,17 +197,32 @@ def layer_prefill(
 
 
 def prefill_layers(
-    h: jax.Array, layers: DecoderLayerParams, cfg: TextConfig, positions: jax.Array, valid: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Runs stacked layers over h `[B, L, D]`; returns h and per-layer k, v `[n, B, L, Hkv, hd]`."""
+    h: jax.Array,
+    layers: DecoderLayerParams,
+    cfg: TextConfig,
+    positions: jax.Array,
+    valid: jax.Array,
+    return_last_input: bool = False,
+) -> tuple[jax.Array, ...]:
+    """Runs stacked layers over h `[B, L, D]`; returns h and per-layer k, v `[n, B, L, Hkv, hd]`,
+    and with `return_last_input` also the input of the last layer `[B, L, D]` (what a pruning probe
+    at that layer reads), from the same scan."""
     cos, sin = rope_tables(positions, cfg.head_dim, cfg.rope_theta)
 
     def body(h: jax.Array, p: DecoderLayerParams) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         h, k, v = layer_prefill(h, p, cfg, cos, sin, valid)
         return h, (k, v)
 
-    h, (k, v) = jax.lax.scan(body, h, layers)
-    return h, k, v
+    if not return_last_input:
+        h, (k, v) = jax.lax.scan(body, h, layers)
+        return h, k, v
+
+    def body_keep_input(carry: tuple[jax.Array, jax.Array], p: DecoderLayerParams):
+        h_out, kv = body(carry[0], p)
+        return (h_out, carry[0]), kv
+
+    (h, h_last_in), (k, v) = jax.lax.scan(body_keep_input, (h, h), layers)
+    return h, k, v, h_last_in
 
 
 def alloc_cache(k: jax.Array, v: jax.Array, valid: jax.Array, extra: int) -> KVCache:

@@ -48,5 +48,5 @@ def test_blocks_cover_the_sequence_with_few_static_shapes():
     for length in (1, 64, 65, 832, 3072, 7552, 40000):
         blocks = attention_blocks(length)
         assert blocks[0][0] == 0 and blocks[-1][1] == length
-        assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+        assert all(a[1] == b[0] for a, b in zip(blocks[:-1], blocks[1:], strict=True))
         assert len(blocks) <= 16
