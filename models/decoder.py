@@ -96,7 +96,10 @@ def attention_impl(dtype) -> str:
         raise ValueError(f"HR_JAX_ATTENTION={mode!r}; choose from {', '.join(ATTENTION_IMPLS)}")
     if mode != "auto":
         return mode
-    if jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):  # noqa: E501
+    if jax.default_backend() == "gpu" and jnp.dtype(dtype) in (
+        jnp.dtype(jnp.bfloat16),
+        jnp.dtype(jnp.float16),
+    ):  # noqa: E501
         return "cudnn"
     return "blocked"
 
@@ -139,7 +142,9 @@ def _take_rows(x: jax.Array, idx: jax.Array) -> jax.Array:
     return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
-def _causal_rolled(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array, implementation: str) -> jax.Array:  # noqa: E501
+def _causal_rolled(
+    q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array, implementation: str
+) -> jax.Array:  # noqa: E501
     """Padding-causal fused attention on rows rotated so that their (contiguous) valid run starts at 0."""
     length = q.shape[1]
     n = valid.sum(1).astype(jnp.int32)
