@@ -16,6 +16,7 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,15 @@ from hr_jax.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT
 from hr_jax.sampling import sample_tokens
 from hr_jax.selection import ROUTE_MODES, RouterArrays, SelectionInputs, select_audio, take_rows
 from models.config import ThinkerConfig
-from models.decoder import KVCache, alloc_cache, decode_layers, prefill_layers, rope_tables
+from models.decoder import (
+    KVCache,
+    alloc_cache,
+    decode_layers,
+    decode_layout,
+    prefill_layers,
+    rope_tables,
+    unstack_layers,
+)
 from models.params import ThinkerParams
 from models.thinker import embed_inputs, lm_logits, positions_from_mask
 from models.thinker import forward as thinker_forward
@@ -169,13 +178,12 @@ def prefill_from_embeds(
     sel = jnp.zeros((bsz, text.num_attention_heads), jnp.float32)
 
     if plan.method == "none":
-        h, k_lo, v_lo = prefill_layers(h, _split_layers(params, 0, m), text, pos, valid)
+        h, k_lo, v_lo = prefill_layers(h, params.layers, text, pos, valid, 0, m)
         up_idx = jnp.where(valid, jnp.arange(seq, dtype=jnp.int32)[None], -1)
         up_pos, up_valid, kept_audio = pos, valid, num_audio
     else:
         # Layers < M in one scan that also hands back layer M−1's input (the probe's).
-        lower = _split_layers(params, 0, m)
-        h, k_lo, v_lo, h_in = prefill_layers(h, lower, text, pos, valid, return_last_input=True)
+        h, k_lo, v_lo, h_in = prefill_layers(h, params.layers, text, pos, valid, 0, m, return_last_input=True)
         x_probe = jax.tree.map(lambda w: w[m - 1], params.layers)
         audio_pos, _ = _first_true(is_audio, plan.audio_cap)
         last_audio = jnp.max(jnp.where(is_audio, jnp.arange(seq)[None], -1), axis=1)
@@ -210,9 +218,7 @@ def prefill_from_embeds(
         up_pos, up_valid = take_rows(pos, up_idx), up_idx >= 0
         kept_audio = (keep_seq & is_audio).sum(1).astype(jnp.int32)
 
-    h, k_up, v_up = prefill_layers(
-        h, _split_layers(params, m, text.num_hidden_layers), text, up_pos, up_valid
-    )
+    h, k_up, v_up = prefill_layers(h, params.layers, text, up_pos, up_valid, m, text.num_hidden_layers)
     up_len = up_valid.shape[1]
     last = up_len - 1 - jnp.argmax(up_valid[:, ::-1], axis=1)
     logits = lm_logits(params, cfg, h[jnp.arange(bsz), last])
@@ -230,6 +236,15 @@ def prefill_from_embeds(
     )
 
 
+def decode_weights(params: ThinkerParams, cfg: ThinkerConfig, prune_layer: int) -> tuple[Any, Any]:
+    """The layer weights of decode's two cache groups (layers < M, layers >= M), in the layout of
+    `models.decoder.decode_layout`. Call it once per decode loop, outside the loop."""
+    n = cfg.text.num_hidden_layers
+    if decode_layout() == "scan":
+        return _split_layers(params, 0, prune_layer), _split_layers(params, prune_layer, n)
+    return unstack_layers(params.layers, 0, prune_layer), unstack_layers(params.layers, prune_layer, n)
+
+
 def decode_step(
     params: ThinkerParams,
     cfg: ThinkerConfig,
@@ -240,16 +255,17 @@ def decode_step(
     upper: KVCache,
     lo_slot: jax.Array,
     up_slot: jax.Array,
+    weights: tuple[Any, Any] | None = None,
 ) -> tuple[jax.Array, KVCache, KVCache]:
     """Feeds tokens `[B]` at original positions `pos` `[B]`; their k/v go to cache slots `lo_slot`
-    (layers < M) and `up_slot` (layers >= M). Returns next-token logits `[B, V]` and the caches."""
+    (layers < M) and `up_slot` (layers >= M). Returns next-token logits `[B, V]` and the caches.
+    `weights`: `decode_weights(params, cfg, prune_layer)`, hoisted out of a loop by the caller."""
     text = cfg.text
+    lower_w, upper_w = decode_weights(params, cfg, prune_layer) if weights is None else weights
     h = params.embed[tok][:, None]
     cos, sin = rope_tables(pos[:, None], text.head_dim, text.rope_theta)
-    h, lower = decode_layers(h, _split_layers(params, 0, prune_layer), text, lower, lo_slot, cos, sin)
-    h, upper = decode_layers(
-        h, _split_layers(params, prune_layer, text.num_hidden_layers), text, upper, up_slot, cos, sin
-    )
+    h, lower = decode_layers(h, lower_w, text, lower, lo_slot, cos, sin)
+    h, upper = decode_layers(h, upper_w, text, upper, up_slot, cos, sin)
     return lm_logits(params, cfg, h[:, 0]), lower, upper
 
 
@@ -295,9 +311,11 @@ def decode_core(
         done = done | jnp.isin(tok, stops)
         return tok, tokens, done, count
 
+    weights = decode_weights(params, cfg, prune_layer)  # loop-invariant: split once, not per step
+
     def advance(tok, t, lower, upper):
         return decode_step(
-            params, cfg, prune_layer, state.next_pos + t, tok, lower, upper, lo_off + t, up_off + t
+            params, cfg, prune_layer, state.next_pos + t, tok, lower, upper, lo_off + t, up_off + t, weights
         )
 
     def cond(carry):

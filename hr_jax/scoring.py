@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hr_jax.batch import Batch
-from hr_jax.engine import PrefillState, _run_prefill, decode_step
+from hr_jax.engine import PrefillState, _run_prefill, decode_step, decode_weights
 from hr_jax.model import Model
 from models.config import ThinkerConfig
 from models.params import ThinkerParams
@@ -31,13 +31,14 @@ def answer_logprob_core(
     steps = answer.shape[1]
     lo_off = state.lower.valid.shape[1] - steps
     up_off = state.upper.valid.shape[1] - steps
+    weights = decode_weights(params, cfg, prune_layer)
 
     def body(carry, t):
         logits, lower, upper = carry
         tok = answer[:, t]
         logp = jax.nn.log_softmax(logits, axis=-1)[jnp.arange(tok.shape[0]), tok]
         logits, lower, upper = decode_step(
-            params, cfg, prune_layer, state.next_pos + t, tok, lower, upper, lo_off + t, up_off + t
+            params, cfg, prune_layer, state.next_pos + t, tok, lower, upper, lo_off + t, up_off + t, weights
         )
         return (logits, lower, upper), jnp.where(answer_mask[:, t], logp, 0.0)
 

@@ -1,6 +1,7 @@
 """Qwen2 decoder blocks: RMSNorm, RoPE, grouped-query attention with q/k/v bias, SwiGLU, KV cache.
 
-Layers are applied with `lax.scan` over weights stacked on a leading `[layers]` axis. Attention
+Weights are stacked on a leading `[layers]` axis. Prefill applies them with `lax.scan`; decode
+unrolls the layers over per-layer weights split off once per call (`decode_layout`). Attention
 masks are boolean and causal *by slot*: a pruned sequence keeps its tokens in original order, so
 slot order is still time order, while RoPE uses each token's original position.
 
@@ -207,27 +208,31 @@ def prefill_layers(
     cfg: TextConfig,
     positions: jax.Array,
     valid: jax.Array,
+    start: int = 0,
+    stop: int | None = None,
     return_last_input: bool = False,
 ) -> tuple[jax.Array, ...]:
-    """Runs stacked layers over h `[B, L, D]`; returns h and per-layer k, v `[n, B, L, Hkv, hd]`,
-    and with `return_last_input` also the input of the last layer `[B, L, D]` (what a pruning probe
-    at that layer reads), from the same scan."""
+    """Runs layers `start..stop-1` of the stacked `layers` over h `[B, L, D]`; returns h and per-layer
+    k, v `[stop - start, B, L, Hkv, hd]`, and with `return_last_input` also the input of the last
+    layer `[B, L, D]` (what a pruning probe at that layer reads), from the same scan.
+
+    The scan indexes the full stack instead of taking `layers[start:stop]` first: a slice of the stack
+    is a copy of those layers' weights, on top of the one scan makes of each layer as it reaches it.
+    """
+    stop = jax.tree.leaves(layers)[0].shape[0] if stop is None else stop
     cos, sin = rope_tables(positions, cfg.head_dim, cfg.rope_theta)
 
-    def body(h: jax.Array, p: DecoderLayerParams) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        h, k, v = layer_prefill(h, p, cfg, cos, sin, valid)
-        return h, (k, v)
+    whole = start == 0 and stop == jax.tree.leaves(layers)[0].shape[0]
 
-    if not return_last_input:
-        h, (k, v) = jax.lax.scan(body, h, layers)
-        return h, k, v
+    def body(carry: tuple[jax.Array, jax.Array], x: DecoderLayerParams | jax.Array):
+        h, _ = carry
+        p = x if whole else jax.tree.map(lambda w: w[x], layers)
+        h_out, k, v = layer_prefill(h, p, cfg, cos, sin, valid)
+        return (h_out, h), (k, v)
 
-    def body_keep_input(carry: tuple[jax.Array, jax.Array], p: DecoderLayerParams):
-        h_out, kv = body(carry[0], p)
-        return (h_out, carry[0]), kv
-
-    (h, h_last_in), (k, v) = jax.lax.scan(body_keep_input, (h, h), layers)
-    return h, k, v, h_last_in
+    xs = layers if whole else jnp.arange(start, stop)
+    (h, h_last_in), (k, v) = jax.lax.scan(body, (h, h), xs)
+    return (h, k, v, h_last_in) if return_last_input else (h, k, v)
 
 
 def alloc_cache(k: jax.Array, v: jax.Array, valid: jax.Array, extra: int) -> KVCache:
@@ -236,16 +241,41 @@ def alloc_cache(k: jax.Array, v: jax.Array, valid: jax.Array, extra: int) -> KVC
     return KVCache(k=jnp.pad(k, pad), v=jnp.pad(v, pad), valid=jnp.pad(valid, ((0, 0), (0, extra))))
 
 
+DECODE_LAYOUTS = ("auto", "unrolled", "scan")
+
+
+def decode_layout() -> str:
+    """How decode runs its layers (environment variable `HR_JAX_DECODE_LAYERS`, default `auto`).
+
+    `unrolled` (what `auto` picks): one traced copy of the layer per layer, over per-layer weights
+    split off the stack once per generate call (`unstack_layers`, outside the decode loop). A scan
+    over stacked weights dynamic-slices (copies) every layer's weights at every step, which at batch 1
+    roughly doubles decode's memory traffic (measured on CPU, bench/RESULTS.md). The price is a second
+    copy of the layer weights for the duration of the call; `scan` avoids it where memory is tight.
+    """
+    mode = os.environ.get("HR_JAX_DECODE_LAYERS", "auto")
+    if mode not in DECODE_LAYOUTS:
+        raise ValueError(f"HR_JAX_DECODE_LAYERS={mode!r}; expected one of {', '.join(DECODE_LAYOUTS)}")
+    return "scan" if mode == "scan" else "unrolled"
+
+
+def unstack_layers(layers: DecoderLayerParams, start: int, stop: int) -> tuple[DecoderLayerParams, ...]:
+    """Layers `start..stop-1` of a stacked `[n, ...]` pytree as a tuple of per-layer pytrees."""
+
+    return tuple(jax.tree.map(lambda w, i=i: w[i], layers) for i in range(start, stop))
+
+
 def decode_layers(
     h: jax.Array,
-    layers: DecoderLayerParams,
+    layers: DecoderLayerParams | tuple[DecoderLayerParams, ...],
     cfg: TextConfig,
     cache: KVCache,
     slot: jax.Array,
     cos: jax.Array,
     sin: jax.Array,
 ) -> tuple[jax.Array, KVCache]:
-    """One new token per row through stacked layers.
+    """One new token per row through a group of layers: stacked weights `[n, ...]` (a `lax.scan`) or
+    a tuple of per-layer weights (unrolled; see `decode_layout`).
 
     h `[B, 1, D]`; the token's k/v are written at cache slot `slot` (a scalar, same for all rows);
     cos/sin `[B, 1, hd]` at the token's original position.
@@ -253,8 +283,7 @@ def decode_layers(
     valid = jax.lax.dynamic_update_slice(cache.valid, jnp.ones((h.shape[0], 1), bool), (0, slot))
     mask = valid[:, None, :]
 
-    def body(carry: tuple[jax.Array, jax.Array, jax.Array, jax.Array], p: DecoderLayerParams):
-        h, ck, cv, i = carry
+    def layer(h, ck, cv, p, i):
         x = rms_norm(h, p.attn_norm, cfg.rms_norm_eps)
         q, k, v = project_qkv(x, p, cfg)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -263,7 +292,18 @@ def decode_layers(
         a = attention(q, ck[i], cv[i], mask)
         h = h + a.reshape(h.shape[0], 1, -1) @ p.o_w
         h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p)
+        return h, ck, cv
+
+    ck, cv = cache.k, cache.v
+    if isinstance(layers, tuple):
+        for i, p in enumerate(layers):
+            h, ck, cv = layer(h, ck, cv, p, i)
+        return h, KVCache(k=ck, v=cv, valid=valid)
+
+    def body(carry: tuple[jax.Array, jax.Array, jax.Array, jax.Array], p: DecoderLayerParams):
+        h, ck, cv, i = carry
+        h, ck, cv = layer(h, ck, cv, p, i)
         return (h, ck, cv, i + 1), None
 
-    (h, ck, cv, _), _ = jax.lax.scan(body, (h, cache.k, cache.v, jnp.int32(0)), layers)
+    (h, ck, cv, _), _ = jax.lax.scan(body, (h, ck, cv, jnp.int32(0)), layers)
     return h, KVCache(k=ck, v=cv, valid=valid)

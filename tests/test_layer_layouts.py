@@ -1,0 +1,86 @@
+"""The ways of walking the stacked decoder layers compute the same thing: prefill over a sub-range of
+the stack equals prefill over a slice of it, and decode gives the same logits and caches unrolled
+over per-layer weights as scanned over the stack."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hr_jax.tiny import tiny_config
+from models.config import ThinkerConfig
+from models.decoder import (
+    KVCache,
+    decode_layers,
+    decode_layout,
+    prefill_layers,
+    rope_tables,
+    unstack_layers,
+)
+from models.params import init_params
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = ThinkerConfig.from_hf(tiny_config())
+    params = init_params(cfg, jax.random.key(0), "float32")
+    h = jax.random.normal(jax.random.key(1), (2, 12, cfg.text.hidden_size))
+    valid = jnp.asarray(np.arange(12)[None] >= np.array([[0], [5]]))  # row 1 left-padded
+    pos = jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
+    return cfg, params, h, valid, pos
+
+
+def test_unstack_layers_gives_each_layer_of_the_stack(setup):
+    _, params, *_ = setup
+    layers = unstack_layers(params.layers, 1, 3)
+    assert len(layers) == 2
+    for i, layer in zip((1, 2), layers, strict=True):
+        for got, stacked in zip(jax.tree.leaves(layer), jax.tree.leaves(params.layers), strict=True):
+            np.testing.assert_array_equal(got, stacked[i])
+
+
+def test_prefill_over_a_subrange_equals_prefill_over_the_sliced_stack(setup):
+    cfg, params, h, valid, pos = setup
+    sliced = jax.tree.map(lambda w: w[1:3], params.layers)
+    want = prefill_layers(h, sliced, cfg.text, pos, valid, return_last_input=True)
+    got = prefill_layers(h, params.layers, cfg.text, pos, valid, 1, 3, return_last_input=True)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+
+
+def test_prefill_last_input_is_the_last_layers_input(setup):
+    cfg, params, h, valid, pos = setup
+    h1, *_ = prefill_layers(h, params.layers, cfg.text, pos, valid, 0, 1)
+    *_, last_in = prefill_layers(h, params.layers, cfg.text, pos, valid, 0, 2, return_last_input=True)
+    np.testing.assert_allclose(last_in, h1, rtol=1e-6, atol=1e-6)
+
+
+def test_decode_unrolled_matches_decode_scanned(setup):
+    cfg, params, h, valid, pos = setup
+    text = cfg.text
+    n = text.num_hidden_layers
+    _, k, v = prefill_layers(h, params.layers, text, pos, valid)
+    extra = 3
+    pad = ((0, 0), (0, 0), (0, extra), (0, 0), (0, 0))
+    cache = KVCache(k=jnp.pad(k, pad), v=jnp.pad(v, pad), valid=jnp.pad(valid, ((0, 0), (0, extra))))
+    x = jax.random.normal(jax.random.key(2), (2, 1, text.hidden_size))
+    cos, sin = rope_tables(valid.sum(1, keepdims=True), text.head_dim, text.rope_theta)
+    slot = jnp.int32(12)
+    h_scan, c_scan = decode_layers(x, params.layers, text, cache, slot, cos, sin)
+    h_unr, c_unr = decode_layers(x, unstack_layers(params.layers, 0, n), text, cache, slot, cos, sin)
+    np.testing.assert_allclose(h_unr, h_scan, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(c_unr.k, c_scan.k, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(c_unr.v, c_scan.v, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(c_unr.valid, c_scan.valid)
+    assert bool(c_unr.valid[:, 12].all()) and not bool(c_unr.valid[:, 13:].any())
+
+
+def test_decode_layout_follows_the_environment(monkeypatch):
+    assert decode_layout() == "unrolled"
+    monkeypatch.setenv("HR_JAX_DECODE_LAYERS", "scan")
+    assert decode_layout() == "scan"
+    monkeypatch.setenv("HR_JAX_DECODE_LAYERS", "sideways")
+    with pytest.raises(ValueError, match="HR_JAX_DECODE_LAYERS"):
+        decode_layout()
