@@ -191,6 +191,19 @@ class HrJaxBench:
         )
         return dict(res, compile_s=cs, xla_bytes=mem, frames_computed=int(padded.input_features.shape[2]))
 
+    def _prefill_args(self, padded, keep) -> tuple:
+        """(input_ids, attention_mask, keep_k, router, key): what follows (params, embeddings) in the
+        jitted prefill and routing steps."""
+        import jax.numpy as jnp
+
+        return (
+            jnp.asarray(padded.input_ids),
+            jnp.asarray(padded.attention_mask),
+            jnp.asarray(keep),
+            self._router_arrays(),
+            self.key,
+        )
+
     def embeds(self, padded):
         import jax.numpy as jnp
 
@@ -203,20 +216,13 @@ class HrJaxBench:
         )
 
     def prefill(self, batch, ratio: float, method: str, repeats: int, warmup: int) -> dict:
-        import jax.numpy as jnp
 
         from hr_jax.engine import _pad_batch, prefill_embeds_core
 
         padded = _pad_batch(self.model, batch)
         plan, keep = self._plan(padded, ratio, method, 0)
         h = self.embeds(padded)
-        args = (
-            jnp.asarray(padded.input_ids),
-            jnp.asarray(padded.attention_mask),
-            jnp.asarray(keep),
-            self._router_arrays(),
-            self.key,
-        )
+        args = self._prefill_args(padded, keep)
         params = self.model.params
         compiled, cs, mem = _aot(prefill_embeds_core, params, self.cfg, plan, h, *args)
         res = measure(
@@ -237,7 +243,7 @@ class HrJaxBench:
         import jax
         import jax.numpy as jnp
 
-        from hr_jax.engine import _first_true, _pad_batch
+        from hr_jax.engine import _pad_batch, _selection_slots
         from hr_jax.selection import SelectionInputs, select_audio
         from models.decoder import rope_tables
         from models.thinker import positions_from_mask
@@ -249,13 +255,9 @@ class HrJaxBench:
 
         def step(params, h, ids, mask, keep_k, router, key):
             valid = mask.astype(bool)
-            seq = ids.shape[1]
             pos = positions_from_mask(mask)
             is_audio = (ids == cfg.audio_token_id) & valid
-            audio_pos, _ = _first_true(is_audio, plan.audio_cap)
-            last_audio = jnp.max(jnp.where(is_audio, jnp.arange(seq)[None], -1), axis=1)
-            is_text = valid & ~is_audio & (jnp.arange(seq)[None] > last_audio[:, None])
-            text_pos, _ = _first_true(is_text, plan.text_cap)
+            audio_pos, text_pos, last_real = _selection_slots(is_audio, valid, plan)
             cos, sin = rope_tables(pos, text.head_dim, text.rope_theta)
             layer = jax.tree.map(lambda w: w[m - 1], params.layers)
             kv = jnp.zeros(h.shape[:2] + (text.num_key_value_heads, text.head_dim), h.dtype)
@@ -271,19 +273,13 @@ class HrJaxBench:
                 audio_pos=audio_pos,
                 num_audio=is_audio.sum(1).astype(jnp.int32),
                 text_pos=text_pos,
-                last_real=seq - 1 - jnp.argmax(valid[:, ::-1], axis=1),
+                last_real=last_real,
                 keep_k=keep_k,
             )
             return select_audio(inputs, text, plan, router, key)[0]
 
         h = self.embeds(padded)
-        args = (
-            jnp.asarray(padded.input_ids),
-            jnp.asarray(padded.attention_mask),
-            jnp.asarray(keep),
-            self._router_arrays(),
-            self.key,
-        )
+        args = self._prefill_args(padded, keep)
         params = self.model.params
         compiled, cs, _ = _aot(jax.jit(step), params, h, *args)
         res = measure(

@@ -1,7 +1,9 @@
 """hr_jax: the Qwen2.5-Omni thinker in JAX with HeadRouter audio-token pruning.
 
-model = hr_jax.load("ckpt/")                       # converted with `python -m convert.hf_to_jax`
-text = hr_jax.generate(model, "clip.wav", 0.6, prompt="What is said?")
+Example::
+
+    model = hr_jax.load("ckpt/")  # converted with `python -m convert.hf_to_jax`
+    text = hr_jax.generate(model, "clip.wav", 0.6, prompt="What is said?")
 """
 
 from hr_jax.batch import Batch, make_batch

@@ -133,6 +133,19 @@ def _first_true(mask: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
     return jnp.where(jnp.arange(size)[None] < count[:, None], order, -1), count
 
 
+def _selection_slots(is_audio: jax.Array, valid: jax.Array, plan: Plan) -> tuple[jax.Array, ...]:
+    """Where the selection step reads, from `is_audio`/`valid` `[B, L]`: the audio slots `[B, audio_cap]`
+    and the probe's text slots (real tokens after the audio span) `[B, text_cap]`, both -1 past their
+    count, and each row's last real slot `[B]`."""
+    seq = valid.shape[1]
+    audio_pos, _ = _first_true(is_audio, plan.audio_cap)
+    last_audio = jnp.max(jnp.where(is_audio, jnp.arange(seq)[None], -1), axis=1)
+    is_text = valid & ~is_audio & (jnp.arange(seq)[None] > last_audio[:, None])
+    text_pos, _ = _first_true(is_text, plan.text_cap)
+    last_real = seq - 1 - jnp.argmax(valid[:, ::-1], axis=1)
+    return audio_pos, text_pos, last_real
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "plan"))
 def prefill_core(
     params: ThinkerParams,
@@ -185,11 +198,7 @@ def prefill_from_embeds(
         # Layers < M in one scan that also hands back layer M−1's input (the probe's).
         h, k_lo, v_lo, h_in = prefill_layers(h, params.layers, text, pos, valid, 0, m, return_last_input=True)
         x_probe = jax.tree.map(lambda w: w[m - 1], params.layers)
-        audio_pos, _ = _first_true(is_audio, plan.audio_cap)
-        last_audio = jnp.max(jnp.where(is_audio, jnp.arange(seq)[None], -1), axis=1)
-        is_text = valid & ~is_audio & (jnp.arange(seq)[None] > last_audio[:, None])
-        text_pos, _ = _first_true(is_text, plan.text_cap)
-        last_real = seq - 1 - jnp.argmax(valid[:, ::-1], axis=1)
+        audio_pos, text_pos, last_real = _selection_slots(is_audio, valid, plan)
         cos, sin = rope_tables(pos, text.head_dim, text.rope_theta)
         inputs = SelectionInputs(
             layer=x_probe,

@@ -100,7 +100,7 @@ def attention_impl(dtype) -> str:
     if jax.default_backend() == "gpu" and jnp.dtype(dtype) in (
         jnp.dtype(jnp.bfloat16),
         jnp.dtype(jnp.float16),
-    ):  # noqa: E501
+    ):
         return "cudnn"
     return "blocked"
 
@@ -145,7 +145,7 @@ def _take_rows(x: jax.Array, idx: jax.Array) -> jax.Array:
 
 def _causal_rolled(
     q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array, implementation: str
-) -> jax.Array:  # noqa: E501
+) -> jax.Array:
     """Padding-causal fused attention on rows rotated so that their (contiguous) valid run starts at 0."""
     length = q.shape[1]
     n = valid.sum(1).astype(jnp.int32)
@@ -219,10 +219,10 @@ def prefill_layers(
     The scan indexes the full stack instead of taking `layers[start:stop]` first: a slice of the stack
     is a copy of those layers' weights, on top of the one scan makes of each layer as it reaches it.
     """
-    stop = jax.tree.leaves(layers)[0].shape[0] if stop is None else stop
+    n = jax.tree.leaves(layers)[0].shape[0]
+    stop = n if stop is None else stop
+    whole = start == 0 and stop == n  # scan the stack itself: the same per-layer slices, no indices
     cos, sin = rope_tables(positions, cfg.head_dim, cfg.rope_theta)
-
-    whole = start == 0 and stop == jax.tree.leaves(layers)[0].shape[0]
 
     def body(carry: tuple[jax.Array, jax.Array], x: DecoderLayerParams | jax.Array):
         h, _ = carry
@@ -261,7 +261,6 @@ def decode_layout() -> str:
 
 def unstack_layers(layers: DecoderLayerParams, start: int, stop: int) -> tuple[DecoderLayerParams, ...]:
     """Layers `start..stop-1` of a stacked `[n, ...]` pytree as a tuple of per-layer pytrees."""
-
     return tuple(jax.tree.map(lambda w, i=i: w[i], layers) for i in range(start, stop))
 
 
