@@ -98,6 +98,7 @@ def synth_batch(cfg, seconds: float, batch: int, seed: int = 0):
 def make_model(cfg, preset: str, dtype: str, seed: int = 0):
     import jax
 
+    from hr_jax.audio import FeatureConfig
     from hr_jax.model import LogMelExtractor, Model
     from models.params import init_params
 
@@ -106,7 +107,7 @@ def make_model(cfg, preset: str, dtype: str, seed: int = 0):
         params=params,
         config=cfg,
         tokenizer=_BenchTokenizer(),
-        feature_extractor=LogMelExtractor(cfg.audio.num_mel_bins),
+        feature_extractor=LogMelExtractor(FeatureConfig(feature_size=cfg.audio.num_mel_bins)),
         name=preset,
         stop_ids=(),
     )

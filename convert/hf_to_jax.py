@@ -6,9 +6,9 @@ Accepts full Omni checkpoints (tensors under `thinker.`; `talker.*` and `token2w
 thinker-only ones; the vision tower (`visual.*`) is skipped as well. Every other tensor must map to a
 parameter through `hr_jax.checkpoint.HF_KEY_MAP` and every parameter must be filled, with the shape the
 config implies; otherwise a `ConversionError` names the key. All of that is checked from the
-safetensors headers before any tensor data is read. Tensors are then read lazily, file by file, and
-written into preallocated stacked arrays of the target dtype, so peak memory is about one copy of the
-model in that dtype.
+safetensors headers before any tensor data is read. Then each parameter leaf in turn is filled from
+memory maps of its tensors, cast to the target dtype and written out, so peak memory is about two
+copies of the largest leaf (the leaf and orbax's copy of it) whatever the model's size.
 
 The output (orbax `params/`, `hr_jax_config.json`, `hf_config.json`, tokenizer/chat-template/
 preprocessor/generation-config files) is written into a temporary sibling directory and moved to
@@ -18,6 +18,7 @@ preprocessor/generation-config files) is written into a temporary sibling direct
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -30,14 +31,14 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
+from hr_jax.audio import FeatureConfig
 from hr_jax.checkpoint import (
     HF_CONFIG_FILE,
     KeyEntry,
     from_hf_layout,
     hf_key_map,
     leaf_shapes,
-    params_from_leaves,
-    save_params,
+    save_leaves,
 )
 from models.config import ThinkerConfig
 
@@ -48,12 +49,14 @@ AUX_FILES = (
     "generation_config.json",
 )  # fmt: skip
 DTYPES = {"bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float16": np.float16}
-# safetensors dtypes numpy cannot represent natively, read through ml_dtypes.
-_ML_DTYPES = {
-    "BF16": ml_dtypes.bfloat16,
-    "F8_E4M3": ml_dtypes.float8_e4m3fn,
-    "F8_E5M2": ml_dtypes.float8_e5m2,
-}
+# safetensors dtype names -> little-endian NumPy dtypes (bf16 / fp8 through ml_dtypes).
+_DTYPES = {
+    "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
+    "BF16": np.dtype(ml_dtypes.bfloat16), "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
+    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
+    "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
+    "U8": np.dtype("u1"), "BOOL": np.dtype("?"),
+}  # fmt: skip
 
 
 class ConversionError(ValueError):
@@ -116,10 +119,8 @@ def _scan(hf_dir: Path, omni: bool) -> dict[str, _Tensor]:
     return found
 
 
-def _check(found: dict[str, _Tensor], entries: list[KeyEntry], cfg: ThinkerConfig) -> None:
+def _check(found: dict[str, _Tensor], entries: list[KeyEntry]) -> None:
     expected = {e.hf_key: e for e in entries}
-    if cfg.text.tie_word_embeddings:
-        found.pop("lm_head.weight", None)  # tied: transformers ignores a stored copy as well
     unknown = sorted(set(found) - set(expected))
     if unknown:
         more = f" (and {len(unknown) - 1} more: {unknown[1:6]})" if len(unknown) > 1 else ""
@@ -138,43 +139,82 @@ def _check(found: dict[str, _Tensor], entries: list[KeyEntry], cfg: ThinkerConfi
             )
 
 
-def _header(file: Path) -> tuple[int, dict]:
-    """(data start offset, header dict) of a safetensors file."""
-    with open(file, "rb") as fh:
-        header_len = int.from_bytes(fh.read(8), "little")
-        return 8 + header_len, json.loads(fh.read(header_len))
+class _Files:
+    """Memory maps of tensors in safetensors files, headers read once per file."""
+
+    def __init__(self) -> None:
+        self._headers: dict[Path, tuple[int, dict]] = {}
+
+    def _header(self, file: Path) -> tuple[int, dict]:
+        """(data start offset, header dict) of a safetensors file."""
+        if file not in self._headers:
+            with open(file, "rb") as fh:
+                header_len = int.from_bytes(fh.read(8), "little")
+                self._headers[file] = (8 + header_len, json.loads(fh.read(header_len)))
+        return self._headers[file]
+
+    def read(self, t: _Tensor) -> np.ndarray:
+        """A read-only memory map of one tensor: nothing is read until it is used, and its pages are
+        not the process's own memory once the map is dropped."""
+        if t.dtype not in _DTYPES:
+            raise ConversionError(f"tensor {t.key!r} has dtype {t.dtype}, which the converter does not read")
+        start, entries = self._header(t.file)
+        begin, end = entries[t.key]["data_offsets"]
+        if end == begin:
+            return np.zeros(t.shape, _DTYPES[t.dtype])
+        raw = np.memmap(t.file, dtype=np.uint8, mode="r", offset=start + begin, shape=(end - begin,))
+        return raw.view(_DTYPES[t.dtype]).reshape(t.shape)
 
 
-def _read(f, t: _Tensor, header: tuple[int, dict] | None) -> np.ndarray:
-    """One tensor as a NumPy array (bf16/fp8 through a memory map of the file and ml_dtypes)."""
-    if t.dtype not in _ML_DTYPES:
-        return f.get_tensor(t.key)
-    start, entries = header if header is not None else _header(t.file)
-    begin, end = entries[t.key]["data_offsets"]
-    raw = np.memmap(t.file, dtype=np.uint8, mode="r", offset=start + begin, shape=(end - begin,))
-    return raw.view(_ML_DTYPES[t.dtype]).reshape(t.shape)
+def _tie_head(found: dict[str, _Tensor], files: _Files, cfg: ThinkerConfig) -> ThinkerConfig:
+    """Applies transformers' tie rule to a stored `lm_head.weight` when the config ties the head.
+
+    With `tie_word_embeddings` true and the head stored, transformers ties only when the two tensors
+    are equal; otherwise it warns and keeps the stored head. So does this: equal tensors are tied
+    (nothing is lost), different ones give an untied config, never a silently dropped tensor.
+    """
+    if not cfg.text.tie_word_embeddings or "lm_head.weight" not in found:
+        return cfg
+    head, embed = found["lm_head.weight"], found.get("model.embed_tokens.weight")
+    if embed is not None and head.shape == embed.shape and _equal(files.read(head), files.read(embed)):
+        del found["lm_head.weight"]
+        return cfg
+    print(
+        "warning: config.json ties the output head (tie_word_embeddings=true) but the checkpoint's "
+        "lm_head.weight differs from model.embed_tokens.weight; keeping the stored head untied, as "
+        "transformers does",
+        file=sys.stderr,
+    )
+    return dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, tie_word_embeddings=False))
 
 
-def _load(found: dict[str, _Tensor], entries: list[KeyEntry], cfg: ThinkerConfig, np_dtype):
-    from safetensors import safe_open
+def _equal(a: np.ndarray, b: np.ndarray, rows: int = 4096) -> bool:
+    """Exact equality of two memory-mapped arrays, a block of rows at a time (bounded memory)."""
+    return all(np.array_equal(a[i : i + rows], b[i : i + rows]) for i in range(0, a.shape[0], rows))
+
+
+def _leaves(
+    found: dict[str, _Tensor], entries: list[KeyEntry], cfg: ThinkerConfig, np_dtype, files: _Files
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yields (leaf name, array in the target dtype) one leaf at a time, each built from memory maps of
+    its tensors (a stacked leaf from its layers), so one leaf is in memory at once."""
     from tqdm.auto import tqdm
 
-    buffers = {name: np.empty(shape, np_dtype) for name, shape in leaf_shapes(cfg).items()}
-    by_file: dict[Path, list[KeyEntry]] = {}
+    by_leaf: dict[str, list[KeyEntry]] = {}
     for e in entries:
-        by_file.setdefault(found[e.hf_key].file, []).append(e)
+        by_leaf.setdefault(e.leaf, []).append(e)
+    shapes = leaf_shapes(cfg)
     with tqdm(total=len(entries), desc="converting", unit="tensor", disable=None) as bar:
-        for file, file_entries in by_file.items():
-            bar.set_postfix_str(file.name)
-            header = _header(file) if any(found[e.hf_key].dtype in _ML_DTYPES for e in file_entries) else None
-            with safe_open(str(file), framework="numpy") as f:
-                for e in file_entries:
-                    x = from_hf_layout(_read(f, found[e.hf_key], header), e.layout)
-                    dst = buffers[e.leaf] if e.layer is None else buffers[e.leaf][e.layer]
-                    dst[...] = x  # casts to the target dtype (ml_dtypes handles bf16 <-> f16/f32)
-                    del x
-                    bar.update()
-    return params_from_leaves(cfg, buffers)
+        for leaf, leaf_entries in by_leaf.items():
+            bar.set_postfix_str(leaf)
+            buf = np.empty(shapes[leaf], np_dtype)
+            for e in leaf_entries:
+                x = from_hf_layout(files.read(found[e.hf_key]), e.layout)
+                (buf if e.layer is None else buf[e.layer])[...] = x  # casts (ml_dtypes: bf16 <-> f16/f32)
+                del x
+                bar.update()
+            yield leaf, buf
+            del buf
 
 
 @contextmanager
@@ -221,16 +261,24 @@ def convert(
             raise ConversionError(f"{config_file} not found: not a Hugging Face checkpoint directory")
         hf_config = json.loads(config_file.read_text())
         cfg = ThinkerConfig.from_hf(hf_config)
+        feature_config = FeatureConfig.from_dir(hf_dir)  # refuses a preprocessor config we cannot follow
+        if feature_config is not None and feature_config.feature_size != cfg.audio.num_mel_bins:
+            raise ConversionError(
+                f"preprocessor_config.json feature_size={feature_config.feature_size} but the audio encoder "
+                f"takes num_mel_bins={cfg.audio.num_mel_bins}"
+            )
         omni = "thinker_config" in hf_config
-        entries = hf_key_map(cfg)
         found = _scan(hf_dir, omni)
         if not omni and any(t.key.startswith("thinker.") for t in found.values()):
             omni = True  # thinker.-prefixed keys with a thinker-only config: treat as the Omni layout
             found = _scan(hf_dir, omni)
-        _check(found, entries, cfg)
-        params = _load(found, entries, cfg, DTYPES[dtype])
-        save_params(params, cfg, tmp, dtype=dtype, source=str(hf_dir))
-        del params
+        files = _Files()
+        cfg = _tie_head(found, files, cfg)
+        entries = hf_key_map(cfg)
+        _check(found, entries)
+        save_leaves(
+            _leaves(found, entries, cfg, DTYPES[dtype], files), cfg, tmp, dtype=dtype, source=str(hf_dir)
+        )
         shutil.copyfile(config_file, tmp / HF_CONFIG_FILE)
         for name in AUX_FILES:
             if (hf_dir / name).is_file():
@@ -247,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         out = convert(args.hf_dir, args.out, dtype=args.dtype, overwrite=args.overwrite)
-    except (ConversionError, FileExistsError, ValueError) as e:
+    except (ConversionError, FileExistsError, ValueError) as e:  # UnsupportedConfig is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {out}")

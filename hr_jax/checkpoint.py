@@ -1,7 +1,7 @@
 """hr_jax checkpoints: orbax parameters + config, and the Hugging Face <-> ThinkerParams key map.
 
 A converted checkpoint directory holds
-  params/                 orbax (StandardCheckpointer) checkpoint of a `ThinkerParams` pytree
+  params/<leaf>/          one orbax (StandardCheckpointHandler) checkpoint per `ThinkerParams` leaf
   hr_jax_config.json      `ThinkerConfig.to_dict()` plus "dtype", "source" and "format"
   hf_config.json          the source `config.json` (kept for `export_hf`), when converted from HF
   tokenizer / chat template / preprocessor / generation_config files copied from the source.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ import numpy as np
 from models.config import ThinkerConfig
 from models.params import ThinkerParams, thinker_shapes
 
-FORMAT = "hr_jax-thinker-v1"
+FORMAT = "hr_jax-thinker-v2"  # params/<leaf>/: one orbax checkpoint per leaf
+FORMAT_V1 = "hr_jax-thinker-v1"  # params/: one orbax checkpoint of the whole tree (still read)
 CONFIG_FILE = "hr_jax_config.json"
 PARAMS_DIR = "params"
 HF_CONFIG_FILE = "hf_config.json"
@@ -152,10 +153,60 @@ def iter_leaves(params: ThinkerParams) -> Iterator[tuple[str, Any]]:
 
 # --------------------------------------------------------------------------------------------------
 # orbax save / load
+#
+# Format v2 keeps one orbax checkpoint per parameter leaf, `params/<leaf name>/`, so that a writer holds
+# one leaf at a time (orbax copies what it saves: a whole-model save needs twice the model in memory)
+# and a reader restores each leaf straight into its target dtype and sharding. Format v1, one orbax
+# checkpoint of the whole tree, is still read.
 
 
 class NotAConvertedCheckpoint(FileNotFoundError):
     pass
+
+
+def _check_leaf(name: str, x: Any, want: dict[str, tuple[int, ...]]) -> None:
+    if name not in want:
+        raise ValueError(f"param {name} is not a parameter of this config")
+    if tuple(x.shape) != want[name]:
+        raise ValueError(f"param {name}: shape {tuple(x.shape)}, config expects {want[name]}")
+
+
+def save_leaves(
+    leaves: Iterable[tuple[str, Any]],
+    cfg: ThinkerConfig,
+    out_dir: str | Path,
+    *,
+    dtype: str,
+    source: str | None = None,
+) -> Path:
+    """Writes `out_dir/params/<leaf>/` (orbax, one leaf at a time) and `out_dir/hr_jax_config.json`.
+
+    `leaves` yields (leaf name, array) pairs, each array NumPy (incl. ml_dtypes bfloat16) or JAX; it
+    may build each array only when asked for it, so at most one leaf needs to be in memory. Every leaf
+    of `cfg` must come exactly once with the shape `cfg` implies. `dtype` is recorded; `source` is free
+    text (e.g. the HF directory converted from). `out_dir` must not hold a checkpoint already.
+    """
+    import orbax.checkpoint as ocp
+
+    out = Path(out_dir).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / PARAMS_DIR).exists() or (out / CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds an hr_jax checkpoint")
+    want = leaf_shapes(cfg)
+    done: set[str] = set()
+    ckptr = ocp.Checkpointer(ocp.StandardCheckpointHandler())  # synchronous: the leaf is freed on return
+    for name, x in leaves:
+        _check_leaf(name, x, want)
+        if name in done:
+            raise ValueError(f"param {name} given twice")
+        ckptr.save(out / PARAMS_DIR / name, args=ocp.args.StandardSave(x))
+        done.add(name)
+        del x
+    if done != set(want):
+        raise ValueError(f"params do not match the config: missing leaves {sorted(set(want) - done)}")
+    meta = {**cfg.to_dict(), "dtype": dtype, "source": source, "format": FORMAT}
+    (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return out
 
 
 def save_params(
@@ -166,30 +217,14 @@ def save_params(
     dtype: str | None = None,
     source: str | None = None,
 ) -> Path:
-    """Writes `out_dir/params` (orbax) and `out_dir/hr_jax_config.json`; `out_dir` must not hold them.
-
-    Leaves may be NumPy (incl. ml_dtypes bfloat16) or JAX arrays. `dtype` is recorded (default: the
-    dtype of the embedding); `source` is free text (e.g. the HF directory converted from).
-    """
-    import orbax.checkpoint as ocp
-
-    out = Path(out_dir).absolute()
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / PARAMS_DIR).exists() or (out / CONFIG_FILE).exists():
-        raise FileExistsError(f"{out} already holds an hr_jax checkpoint")
+    """Writes a `ThinkerParams` pytree as a checkpoint (see `save_leaves`); `dtype` defaults to the
+    embedding's."""
     got = dict(iter_leaves(params))
     want = leaf_shapes(cfg)
     if set(got) != set(want):
         raise ValueError(f"params do not match the config: leaves {sorted(set(got) ^ set(want))}")
-    for name, shape in want.items():
-        if tuple(got[name].shape) != shape:
-            raise ValueError(f"param {name}: shape {tuple(got[name].shape)}, config expects {shape}")
     dtype = dtype or jnp.dtype(params.embed.dtype).name
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(out / PARAMS_DIR, params)
-    meta = {**cfg.to_dict(), "dtype": dtype, "source": source, "format": FORMAT}
-    (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    return out
+    return save_leaves(iter_leaves(params), cfg, out_dir, dtype=dtype, source=source)
 
 
 def load_config(ckpt_dir: str | Path) -> tuple[ThinkerConfig, dict[str, Any]]:
@@ -209,7 +244,7 @@ def load_config(ckpt_dir: str | Path) -> tuple[ThinkerConfig, dict[str, Any]]:
             f"python -m convert.hf_to_jax --hf-dir HF_DIR --out {d}"
         )
     meta = json.loads(cfg_file.read_text())
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in (FORMAT, FORMAT_V1):
         raise NotAConvertedCheckpoint(
             f"{cfg_file}: unknown format {meta.get('format')!r}, expected {FORMAT!r}"
         )
@@ -232,7 +267,9 @@ def load_params(
     `dtype`: cast every leaf (e.g. jnp.float32 for CPU parity tests); default: the stored dtype.
     `sharding`: None (first default device), one `jax.sharding.Sharding` for every leaf, or a
     ThinkerParams-shaped pytree of shardings. The restore is driven entirely by target
-    shapes/dtypes/shardings built from the config, never by device info stored in the checkpoint.
+    shapes/dtypes/shardings built from the config, never by device info stored in the checkpoint, and
+    goes leaf by leaf straight into the target dtype and devices (peak host memory: about one leaf
+    beyond the restored parameters).
     """
     import orbax.checkpoint as ocp
 
@@ -244,22 +281,30 @@ def load_params(
     target = jax.tree_util.tree_map(
         lambda s, sh: jax.ShapeDtypeStruct(s, dtype, sharding=sh), shapes, shardings, is_leaf=_is_shape
     )
-    with ocp.StandardCheckpointer() as ckptr:
-        stored = ckptr.metadata(path).item_metadata.tree
-        _check_stored(stored, leaf_shapes(cfg), path)
-        params = ckptr.restore(path, target)
-    return cfg, params
+    want = leaf_shapes(cfg)
+    ckptr = ocp.Checkpointer(ocp.StandardCheckpointHandler())
+    if meta["format"] == FORMAT_V1:
+        _check_stored(dict(_walk(ckptr.metadata(path).item_metadata.tree, "")), want, path)
+        return cfg, ckptr.restore(path, args=ocp.args.StandardRestore(target))
+    stored = {p.name: p for p in path.iterdir() if p.is_dir()}
+    _check_stored(
+        {k: tuple(ckptr.metadata(p).item_metadata.tree.shape) for k, p in stored.items()}, want, path
+    )
+    leaves = {
+        name: ckptr.restore(stored[name], args=ocp.args.StandardRestore(t)) for name, t in iter_leaves(target)
+    }
+    return cfg, params_from_leaves(cfg, leaves)
 
 
-def _check_stored(stored: Any, want: dict[str, tuple[int, ...]], path: Path) -> None:
-    def walk(node, prefix):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                yield from walk(v, f"{prefix}.{k}" if prefix else k)
-        elif node is not None:
-            yield prefix, tuple(node.shape)
+def _walk(node: Any, prefix: str) -> Iterator[tuple[str, tuple[int, ...]]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, f"{prefix}.{k}" if prefix else k)
+    elif node is not None:
+        yield prefix, tuple(node.shape)
 
-    got = dict(walk(stored, ""))
+
+def _check_stored(got: dict[str, tuple[int, ...]], want: dict[str, tuple[int, ...]], path: Path) -> None:
     if set(got) != set(want):
         raise ValueError(
             f"{path}: stored leaves do not match hr_jax_config.json (extra {sorted(set(got) - set(want))}, "

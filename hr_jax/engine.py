@@ -451,12 +451,15 @@ def make_plan(
     ratio = check_ratio(ratio)
     seq = batch.input_ids.shape[1]
     n_layers = model.config.text.num_hidden_layers
-    if not 1 <= prune_layer < n_layers:
+    if ratio == 0.0:
+        method = "none"
+        # Nothing is pruned, so M only splits the caches: any split gives the same numerics, and a
+        # model with at most M layers simply keeps every layer below it.
+        prune_layer = min(prune_layer, n_layers)
+    elif not 1 <= prune_layer < n_layers:
         raise ValueError(f"prune layer must be in [1, {n_layers}), got {prune_layer}")
     na = _check_batch(model, batch)
     keep = keep_counts(na, ratio)
-    if ratio == 0.0:
-        method = "none"
     if method != "none" and np.any((na > 0) & (keep == 0)):
         bad = int(np.flatnonzero((na > 0) & (keep == 0))[0])
         raise ValueError(f"ratio {ratio} leaves no audio token in row {bad} ({na[bad]} audio tokens)")

@@ -12,20 +12,35 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from hr_jax.audio import FeatureConfig, extract_features
 from models.config import ThinkerConfig
 from models.params import ThinkerParams
 
 
 @dataclasses.dataclass(frozen=True)
 class LogMelExtractor:
-    """Whisper log-mel front end of the checkpoint (see `hr_jax.audio`)."""
+    """Whisper log-mel front end of the checkpoint (see `hr_jax.audio`), from its preprocessor config."""
 
-    n_mels: int = 128
+    config: FeatureConfig = FeatureConfig()
+
+    @property
+    def max_seconds(self) -> float:
+        return self.config.max_seconds
 
     def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        from hr_jax.audio import extract_features
+        """`[B, mel, nb_max_frames]` features and `[B, nb_max_frames]` mask (see `extract_features`)."""
+        return extract_features(waveforms, self.config)
 
-        return extract_features(waveforms, n_mels=self.n_mels)
+    @classmethod
+    def for_checkpoint(cls, ckpt_dir: str | os.PathLike, cfg: ThinkerConfig) -> LogMelExtractor:
+        """The extractor `ckpt_dir/preprocessor_config.json` describes (the released models' without one)."""
+        fe = FeatureConfig.from_dir(ckpt_dir) or FeatureConfig(feature_size=cfg.audio.num_mel_bins)
+        if fe.feature_size != cfg.audio.num_mel_bins:
+            raise ValueError(
+                f"{ckpt_dir}: preprocessor_config.json feature_size={fe.feature_size} but the audio encoder "
+                f"takes num_mel_bins={cfg.audio.num_mel_bins}"
+            )
+        return cls(fe)
 
 
 @struct.dataclass
@@ -85,7 +100,7 @@ def load(ckpt_dir: str | os.PathLike, dtype: str | jnp.dtype | None = None) -> M
         params=params,
         config=cfg,
         tokenizer=tokenizer,
-        feature_extractor=LogMelExtractor(cfg.audio.num_mel_bins),
+        feature_extractor=LogMelExtractor.for_checkpoint(ckpt_dir, cfg),
         name=os.path.basename(os.path.normpath(os.fspath(ckpt_dir))),
         stop_ids=default_stop_ids(tokenizer, gen),
     )

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from models.activations import activation
 from models.config import AudioConfig
 from models.params import AudioEncoderParams, AudioLayerParams
 
@@ -52,7 +53,7 @@ def _encoder_layer(h: jax.Array, p: AudioLayerParams, mask: jax.Array, cfg: Audi
     attn = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, None, :])
     h = h + attn.reshape(n, w, d) @ p.o_w + p.o_b
     x = layer_norm(h, p.mlp_norm_w, p.mlp_norm_b, cfg.layer_norm_eps)
-    x = jax.nn.gelu(x @ p.fc1_w + p.fc1_b, approximate=False)
+    x = activation(cfg.activation_function)(x @ p.fc1_w + p.fc1_b)
     return h + x @ p.fc2_w + p.fc2_b
 
 

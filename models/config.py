@@ -10,6 +10,65 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from models.activations import ACTIVATIONS
+
+
+class UnsupportedConfig(ValueError):
+    """A config field whose value would change the numerics in a way hr_jax does not implement."""
+
+
+def _sliding_layers(t: dict[str, Any]) -> list[int]:
+    """Decoder layers that transformers runs with a sliding window narrower than the positions."""
+    n = t["num_hidden_layers"]
+    window = t.get("sliding_window", 32768) if t.get("use_sliding_window", False) else None
+    types = t.get("layer_types")
+    if types is None:  # transformers' default: sliding from max_window_layers on, when a window is set
+        start = t.get("max_window_layers", 28)
+        types = ["sliding_attention" if window is not None and i >= start else "full_attention"
+                 for i in range(n)]  # fmt: skip
+    unknown = sorted(set(types) - {"full_attention", "sliding_attention"})
+    if unknown or len(types) != n:
+        raise UnsupportedConfig(
+            f"text_config.layer_types={types!r}: need {n} entries of full_attention / sliding_attention"
+        )
+    if window is None or window >= t["max_position_embeddings"]:
+        return []  # no window, or one no sequence can exceed: exactly full causal attention
+    return [i for i, kind in enumerate(types) if kind == "sliding_attention"]
+
+
+def check_hf(cfg: dict[str, Any]) -> None:
+    """Raises `UnsupportedConfig` naming the first field of a thinker config hr_jax cannot run exactly.
+
+    Checked: the decoder's sliding window (`use_sliding_window`, `sliding_window`, `max_window_layers`,
+    `layer_types`), `hidden_act`, the audio `activation_function`, the RoPE type, and `n_window` against
+    `max_source_positions`. `scale_embedding` is accepted either way: transformers' Qwen2.5-Omni audio
+    encoder computes `embed_scale` from it but never applies it, so it does not change the numerics.
+    """
+    a, t = cfg["audio_config"], cfg["text_config"]
+    sliding = _sliding_layers(t)
+    if sliding:
+        raise UnsupportedConfig(
+            f"text_config.use_sliding_window=True with sliding_window={t.get('sliding_window')} on "
+            f"layers {sliding} (max_window_layers={t.get('max_window_layers')}) is not implemented: "
+            f"hr_jax runs full causal attention"
+        )
+    for where, field, default in (("text_config", "hidden_act", "silu"),
+                                  ("audio_config", "activation_function", "gelu")):  # fmt: skip
+        value = cfg[where].get(field, default)
+        if value not in ACTIVATIONS:
+            raise UnsupportedConfig(
+                f"{where}.{field}={value!r} is not implemented; choose from {sorted(ACTIVATIONS)}"
+            )
+    rope = t.get("rope_parameters") or t.get("rope_scaling") or {}
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    if kind not in ("default", "mrope"):
+        raise UnsupportedConfig(f"text_config rope_type={kind!r} is not implemented; only default (M-)RoPE")
+    if a["n_window"] > a["max_source_positions"]:
+        raise UnsupportedConfig(
+            f"audio_config.n_window={a['n_window']} exceeds max_source_positions="
+            f"{a['max_source_positions']}: a window's positions would run past the positional table"
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class AudioConfig:
@@ -24,6 +83,7 @@ class AudioConfig:
     output_dim: int = 2048
     max_source_positions: int = 1500
     layer_norm_eps: float = 1e-5
+    activation_function: str = "gelu"  # of the encoder layers' MLP; the convolutions always use exact GELU
 
     @property
     def head_dim(self) -> int:
@@ -49,7 +109,8 @@ class TextConfig:
     rms_norm_eps: float = 1e-6
     rope_theta: float = 1000000.0
     max_position_embeddings: int = 32768
-    tie_word_embeddings: bool = False
+    tie_word_embeddings: bool = False  # True: no lm_head parameter, logits use the embedding
+    hidden_act: str = "silu"
 
     @property
     def group_size(self) -> int:
@@ -67,14 +128,20 @@ class ThinkerConfig:
 
     @classmethod
     def from_hf(cls, cfg: dict[str, Any]) -> ThinkerConfig:
-        """Builds the config from a Hugging Face `config.json` dict (full Omni or thinker-only)."""
+        """Builds the config from a Hugging Face `config.json` dict (full Omni or thinker-only).
+
+        Reads every field that changes the thinker's numerics, as transformers reads it, and raises
+        `UnsupportedConfig` naming the field for values hr_jax does not implement (see `check_hf`).
+        `tie_word_embeddings` is the thinker-level key (default False), as in transformers 5: the
+        text config's own key is not what ties the head. A converter that finds a stored
+        `lm_head.weight` different from the embedding unties it again, as transformers does.
+        """
         if "thinker_config" in cfg:
             cfg = cfg["thinker_config"]
+        check_hf(cfg)
         a, t = cfg["audio_config"], cfg["text_config"]
         rope = t.get("rope_parameters") or t.get("rope_scaling") or {}
         rope_theta = t.get("rope_theta", rope.get("rope_theta", 1000000.0))
-        if rope.get("rope_type", rope.get("type", "default")) not in ("default", "mrope"):
-            raise ValueError(f"unsupported rope type {rope.get('rope_type')!r}; only default (M-)RoPE is")
         head_dim = t.get("head_dim") or t["hidden_size"] // t["num_attention_heads"]
         audio = AudioConfig(
             num_mel_bins=a["num_mel_bins"],
@@ -85,6 +152,7 @@ class ThinkerConfig:
             n_window=a["n_window"],
             output_dim=a["output_dim"],
             max_source_positions=a["max_source_positions"],
+            activation_function=a.get("activation_function", "gelu"),
         )
         text = TextConfig(
             vocab_size=t["vocab_size"],
@@ -92,12 +160,13 @@ class ThinkerConfig:
             intermediate_size=t["intermediate_size"],
             num_hidden_layers=t["num_hidden_layers"],
             num_attention_heads=t["num_attention_heads"],
-            num_key_value_heads=t["num_key_value_heads"],
+            num_key_value_heads=t.get("num_key_value_heads") or t["num_attention_heads"],
             head_dim=head_dim,
             rms_norm_eps=t["rms_norm_eps"],
             rope_theta=float(rope_theta),
             max_position_embeddings=t["max_position_embeddings"],
-            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", t.get("tie_word_embeddings", False))),
+            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            hidden_act=t.get("hidden_act", "silu"),
         )
         return cls(
             audio=audio,

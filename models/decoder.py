@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from models.activations import activation
 from models.config import TextConfig
 from models.params import DecoderLayerParams
 
@@ -175,8 +176,9 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array)
     return _causal_blocked(q, k, v, valid)
 
 
-def mlp(x: jax.Array, p: DecoderLayerParams) -> jax.Array:
-    return (jax.nn.silu(x @ p.gate_w) * (x @ p.up_w)) @ p.down_w
+def mlp(x: jax.Array, p: DecoderLayerParams, cfg: TextConfig) -> jax.Array:
+    """Gated MLP (SwiGLU for the released `hidden_act="silu"`). x `[..., hidden]`."""
+    return (activation(cfg.hidden_act)(x @ p.gate_w) * (x @ p.up_w)) @ p.down_w
 
 
 def causal_mask(valid: jax.Array) -> jax.Array:
@@ -198,7 +200,7 @@ def layer_prefill(
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     a = causal_attention(q, k, v, valid)
     h = h + a.reshape(h.shape[0], h.shape[1], -1) @ p.o_w
-    h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p)
+    h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p, cfg)
     return h, k, v
 
 
@@ -290,7 +292,7 @@ def decode_layers(
         cv = jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), (i, 0, slot, 0, 0))
         a = attention(q, ck[i], cv[i], mask)
         h = h + a.reshape(h.shape[0], 1, -1) @ p.o_w
-        h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p)
+        h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p, cfg)
         return h, ck, cv
 
     ck, cv = cache.k, cache.v

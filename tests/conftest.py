@@ -64,3 +64,26 @@ def waveform(seconds: float, seed: int = 0) -> np.ndarray:
     f0 = 110.0 * (1 + seed % 5)
     x = sum(np.sin(2 * np.pi * f0 * (h + 1) * t) / (h + 1) for h in range(4))
     return (0.2 * x + 0.05 * rng.standard_normal(n)).astype(np.float32)
+
+
+RTOL = 1e-5  # float32 parity with transformers, relative to the reference's largest magnitude
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def torch_batch(batch) -> dict:
+    """A `hr_jax.batch.Batch` as the torch tensors transformers' thinker takes."""
+    import torch
+
+    return {k: torch.from_numpy(np.asarray(v)).long() if "mask" in k or "ids" in k else torch.from_numpy(v)
+            for k, v in batch.to_dict().items()}  # fmt: skip
+
+
+def reference_logits(ref, batch) -> np.ndarray:
+    """transformers' logits `[B, L, vocab]` for a batch."""
+    import torch
+
+    with torch.no_grad():
+        return ref(**torch_batch(batch)).logits.float().numpy()

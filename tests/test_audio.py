@@ -8,7 +8,7 @@ import pytest
 from hr_jax.audio import (
     HOP_LENGTH,
     SAMPLE_RATE,
-    WHISPER_SAMPLES,
+    FeatureConfig,
     check_length,
     extract_features,
     load_audio,
@@ -16,29 +16,41 @@ from hr_jax.audio import (
 )
 
 FEATURE_ATOL = 1e-4
+# preprocessor_config.json of the released Qwen2.5-Omni-3B / -7B, as shipped.
+RELEASED_PREPROCESSOR = {
+    "chunk_length": 300, "dither": 0.0, "feature_extractor_type": "WhisperFeatureExtractor",
+    "feature_size": 128, "hop_length": 160, "n_fft": 400, "n_samples": 4800000, "nb_max_frames": 30000,
+    "padding_side": "right", "padding_value": 0.0, "processor_class": "Qwen2_5OmniProcessor",
+    "return_attention_mask": True, "sampling_rate": 16000,
+}  # fmt: skip
+RELEASED = FeatureConfig.from_dict(RELEASED_PREPROCESSOR)
 
 
-@pytest.fixture(scope="module")
-def reference():
-    """The reference, called the way the Qwen2.5-Omni processor calls it -> (features, mask)."""
+def _whisper(preprocessor: dict):
+    """WhisperFeatureExtractor built from a preprocessor config and called as the Qwen2.5-Omni processor
+    calls it (padding="max_length", its default truncation) -> (features, mask)."""
     from transformers import WhisperFeatureExtractor
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    fe = WhisperFeatureExtractor(feature_size=128)
+    fe = WhisperFeatureExtractor(**preprocessor)
 
     def run(waveforms):
         out = fe(
             list(waveforms),
             sampling_rate=SAMPLE_RATE,
             padding="max_length",
-            truncation=False,
             return_attention_mask=True,
             return_tensors="np",
         )
         return out["input_features"], out["attention_mask"]
 
     return run
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return _whisper(RELEASED_PREPROCESSOR)
 
 
 def _speech_like(n: int, seed: int) -> np.ndarray:
@@ -64,77 +76,88 @@ def _peak_hz(x: np.ndarray) -> float:
 # ------------------------------------------------------------------ features vs the reference
 
 
-@pytest.mark.parametrize("seconds", [0.37, 1.0, 7.3, 30.0])
-def test_features_and_mask_match_whisper_feature_extractor(reference, seconds):
+def _assert_matches(got, want) -> None:
+    (feats, mask), (ref_feats, ref_mask) = got, want
+    assert feats.shape == ref_feats.shape and feats.dtype == np.float32 and mask.dtype == np.int32
+    assert np.abs(feats - ref_feats).max() <= FEATURE_ATOL
+    np.testing.assert_array_equal(mask, ref_mask)
+
+
+@pytest.mark.parametrize("seconds", [0.37, 1.0, 7.3, 29.0, 30.0, 31.0, 40.0, 120.0, 299.99, 300.0])
+def test_features_and_mask_match_the_released_processor_at_every_length(reference, seconds):
     w = _speech_like(int(round(seconds * SAMPLE_RATE)), seed=1)
-    feats, mask = extract_features([w])
-    ref_feats, ref_mask = reference([w])
-    assert feats.shape == ref_feats.shape == (1, 128, 3000) and feats.dtype == np.float32
-    assert mask.dtype == np.int32
-    assert np.abs(feats - ref_feats).max() <= FEATURE_ATOL
-    np.testing.assert_array_equal(mask, ref_mask)
+    got = extract_features([w], RELEASED)
+    assert got[0].shape == (1, 128, 30_000)
+    _assert_matches(got, reference([w]))
 
 
-def test_mixed_length_batch_matches_whisper_feature_extractor(reference):
-    lengths = [5_920, 16_000, 116_877, WHISPER_SAMPLES, 40_159, 1]
+def test_length_that_is_not_a_multiple_of_the_hop_matches_the_released_processor(reference):
+    w = _speech_like(40 * SAMPLE_RATE + 77, seed=4)
+    _assert_matches(extract_features([w], RELEASED), reference([w]))
+
+
+def test_mixed_length_batch_matches_the_released_processor(reference):
+    lengths = [5_920, 16_000, 116_877, 480_000, 40_159, 1, 640_000, 1_920_013]
     ws = [_speech_like(n, seed=i) for i, n in enumerate(lengths)]
-    feats, mask = extract_features(ws)
-    ref_feats, ref_mask = reference(ws)
-    assert feats.shape == ref_feats.shape == (len(ws), 128, 3000)
-    assert np.abs(feats - ref_feats).max() <= FEATURE_ATOL
-    np.testing.assert_array_equal(mask, ref_mask)
-    np.testing.assert_array_equal(mask.sum(1), [-(-n // HOP_LENGTH) for n in lengths])
+    got = extract_features(ws, RELEASED)
+    _assert_matches(got, reference(ws))
+    np.testing.assert_array_equal(got[1].sum(1), [-(-n // HOP_LENGTH) for n in lengths])
+
+
+def test_features_follow_the_checkpoints_chunk_length():
+    whisper_30s = dict(RELEASED_PREPROCESSOR, chunk_length=30, n_samples=480_000, nb_max_frames=3000)
+    w = _speech_like(7 * SAMPLE_RATE, seed=2)
+    got = extract_features([w], FeatureConfig.from_dict(whisper_30s))
+    assert got[0].shape == (1, 128, 3000)
+    _assert_matches(got, _whisper(whisper_30s)([w]))
 
 
 def test_features_match_reference_numpy_path_to_float32_rounding():
     """The reference's float64 NumPy path (used without torch) agrees far tighter than its torch STFT."""
     from transformers import WhisperFeatureExtractor
 
-    fe = WhisperFeatureExtractor(feature_size=128)
-    ws = [_speech_like(n, seed=i) for i, n in enumerate([116_877, WHISPER_SAMPLES])]
-    padded = np.stack([np.pad(w, (0, WHISPER_SAMPLES - len(w))) for w in ws]).astype(np.float32)
-    feats, _ = extract_features(ws)
+    fe = WhisperFeatureExtractor(**RELEASED_PREPROCESSOR)
+    ws = [_speech_like(n, seed=i) for i, n in enumerate([116_877, 650_000])]
+    padded = np.stack([np.pad(w, (0, fe.n_samples - len(w))) for w in ws]).astype(np.float32)
+    feats, _ = extract_features(ws, RELEASED)
     assert np.abs(feats - fe._np_extract_fbank_features(padded, "cpu")).max() <= 1e-6
 
 
-def test_long_audio_multiple_of_hop_matches_reference_without_truncation(reference):
-    n = int(31.2 * SAMPLE_RATE)  # 499,200 samples = 3,120 hops
-    assert n % HOP_LENGTH == 0
-    w = _speech_like(n, seed=2)
-    feats, mask = extract_features([w])
-    ref_feats, ref_mask = reference([w])
-    assert feats.shape == ref_feats.shape == (1, 128, n // HOP_LENGTH)
-    assert np.abs(feats - ref_feats).max() <= FEATURE_ATOL
-    np.testing.assert_array_equal(mask, ref_mask)
-
-
-def test_long_audio_batch_pads_to_longest_rounded_to_hop():
-    lengths = [499_200, 8_000, 500_001]
-    feats, mask = extract_features([_speech_like(n, seed=i) for i, n in enumerate(lengths)])
-    frames = -(-500_001 // HOP_LENGTH)  # 3,126
-    assert feats.shape == (3, 128, frames) and mask.shape == (3, frames)
-    np.testing.assert_array_equal(mask.sum(1), [3120, 50, 3126])
-    assert (mask[:, :50] == 1).all() and np.isfinite(feats).all()
+def test_audio_longer_than_the_processor_takes_is_refused():
+    with pytest.raises(ValueError, match=r"audio 1 is 300\.01 s long.*chunk_length=300"):
+        extract_features([_speech_like(1000, 0), _speech_like(300 * SAMPLE_RATE + 160, 1)], RELEASED)
 
 
 def test_rows_do_not_depend_on_the_rest_of_the_batch():
-    short, long_, longer = (_speech_like(n, seed=i) for i, n in enumerate([479_990, 499_200, 520_000]))
-    alone = {id(w): extract_features([w]) for w in (short, long_)}
-    feats, mask = extract_features([short, long_, longer])
-    for row, w in enumerate((short, long_)):
-        own_feats, own_mask = alone[id(w)]
-        valid = int(own_mask.sum())
-        assert int(mask[row].sum()) == valid
-        np.testing.assert_array_equal(feats[row, :, :valid], own_feats[0, :, :valid])
+    ws = [_speech_like(n, seed=i) for i, n in enumerate([479_990, 499_200, 520_000])]
+    feats, mask = extract_features(ws, RELEASED)
+    for row, w in enumerate(ws):
+        own_feats, own_mask = extract_features([w], RELEASED)
+        np.testing.assert_array_equal(mask[row], own_mask[0])
+        np.testing.assert_array_equal(feats[row], own_feats[0])
 
 
 def test_log_mel_is_whisper_log_mel_of_unpadded_samples(reference):
     w = _speech_like(16_000, seed=3)
     spec = log_mel(w)
     assert spec.shape == (128, 16_000 // HOP_LENGTH) and spec.dtype == np.float32
-    padded = log_mel(np.pad(w, (0, WHISPER_SAMPLES - len(w))))
+    padded = log_mel(np.pad(w, (0, RELEASED.n_samples - len(w))))
     assert np.abs(padded - reference([w])[0][0]).max() <= FEATURE_ATOL
     assert log_mel(w, n_mels=80).shape == (80, 100)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("dither", 1e-4), ("do_normalize", True), ("hop_length", 320), ("n_fft", 512), ("sampling_rate", 24000),
+     ("padding_value", 1.0), ("padding_side", "left"), ("feature_extractor_type", "SeamlessM4TFE")],
+)  # fmt: skip
+def test_preprocessor_fields_that_are_not_implemented_are_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=f"{field}="):
+        FeatureConfig.from_dict(dict(RELEASED_PREPROCESSOR, **{field: value}))
+
+
+def test_released_preprocessor_config_reads_as_300_seconds_of_128_bins():
+    assert (RELEASED.feature_size, RELEASED.n_samples, RELEASED.nb_max_frames) == (128, 4_800_000, 30_000)
 
 
 # ------------------------------------------------------------------ loading

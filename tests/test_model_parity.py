@@ -5,28 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import waveform
+from conftest import RTOL, reference_logits, rel_err, torch_batch, waveform
 
 from hr_jax.batch import make_batch
 from hr_jax.engine import forward, generate_batch, prefill
 from hr_jax.model import load
 from hr_jax.tiny import load_reference
-
-RTOL = 1e-5
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
-
-
-def torch_batch(batch) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.asarray(v)).long() if "mask" in k or "ids" in k else torch.from_numpy(v)
-            for k, v in batch.to_dict().items()}  # fmt: skip
-
-
-def reference_logits(ref, batch) -> np.ndarray:
-    with torch.no_grad():
-        return ref(**torch_batch(batch)).logits.numpy()
 
 
 @pytest.mark.parametrize("seconds", [0.2, 0.57, 2.0], ids=["one_window", "partial_window", "several_windows"])
