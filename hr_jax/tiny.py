@@ -63,6 +63,33 @@ _AUDIO_KEYS = {
 }  # fmt: skip
 
 
+# The released models' widths, head counts, vocabularies, RoPE and token ids (depth is the caller's).
+RELEASED_WIDTHS: dict[str, dict[str, Any]] = {
+    "3B": {"hidden_size": 2048, "intermediate_size": 11008, "num_attention_heads": 16,
+           "num_key_value_heads": 2, "head_dim": 128, "vocab_size": 151936},
+    "7B": {"hidden_size": 3584, "intermediate_size": 18944, "num_attention_heads": 28,
+           "num_key_value_heads": 4, "head_dim": 128, "vocab_size": 152064},
+}  # fmt: skip
+RELEASED_AUDIO = {"d_model": 1280, "encoder_attention_heads": 20, "encoder_ffn_dim": 5120, "n_window": 100,
+                  "num_mel_bins": 128, "max_source_positions": 1500}  # fmt: skip
+RELEASED_FIRST_SPECIAL_ID = (
+    151643  # <|endoftext|>; <|AUDIO|> 151646, <|audio_bos|> 151647, <|audio_eos|> 151648
+)
+
+
+def released_config(size: str, text_layers: int, audio_layers: int) -> dict[str, Any]:
+    """Overrides for `tiny_config` / `build_tiny_checkpoint`: the released Qwen2.5-Omni-`size` thinker
+    ("3B" or "7B") with its depth cut to `text_layers` decoder and `audio_layers` encoder layers."""
+    return {
+        **RELEASED_WIDTHS[size],
+        "rope_theta": 1000000.0,
+        "max_position_embeddings": 32768,
+        "num_hidden_layers": text_layers,
+        "audio_config": {**RELEASED_AUDIO, "encoder_layers": audio_layers},
+        "first_special_id": RELEASED_FIRST_SPECIAL_ID,
+    }
+
+
 def tiny_config(**overrides: Any) -> dict[str, Any]:
     """A small Qwen2.5-Omni *thinker* config dict (`Qwen2_5OmniThinkerConfig(**d)` accepts it).
 
@@ -75,9 +102,10 @@ def tiny_config(**overrides: Any) -> dict[str, Any]:
     `encoder_layers`, `encoder_attention_heads`, `n_window`, ...) by name; `tie_word_embeddings`;
     `audio_config=` / `text_config=` / `vision_config=` dicts merged into the sub-configs; any other
     key is set at the top level. `output_dim` follows `hidden_size` and `mrope_section` follows
-    `head_dim` unless given; the special token ids follow `vocab_size`.
+    `head_dim` unless given; the special token ids follow `vocab_size`, or start at `first_special_id`.
     """
     ov = dict(overrides)
+    first_special = ov.pop("first_special_id", None)
     text: dict[str, Any] = {
         "vocab_size": TINY_VOCAB_SIZE,
         "hidden_size": 64,
@@ -136,7 +164,7 @@ def tiny_config(**overrides: Any) -> dict[str, Any]:
         "rope_theta": float(text.pop("rope_theta")),
         "mrope_section": list(mrope),
     }
-    ids = special_token_ids(text["vocab_size"])
+    ids = special_token_ids(text["vocab_size"] if first_special is None else first_special + 14)
     text.setdefault("bos_token_id", ids["<|endoftext|>"])
     text.setdefault("eos_token_id", ids["<|im_end|>"])
     text.setdefault("pad_token_id", ids["<|endoftext|>"])
@@ -239,6 +267,7 @@ def build_tiny_checkpoint(
     omni_wrapper: bool = False,
     shards: int = 1,
     extra_tensors: bool = True,
+    writer: str = "files",
 ) -> Path:
     """Writes a random tiny Qwen2.5-Omni thinker checkpoint directory and returns its path.
 
@@ -249,7 +278,13 @@ def build_tiny_checkpoint(
     talker/token2wav ones) that a converter has to skip; False writes only the thinker's
     audio + text tensors. Tied embeddings (`tie_word_embeddings=True`) omit `lm_head.weight`, as
     transformers does.
+    `writer`: "files" writes the tensors itself (every option above); "save_pretrained" lets
+    transformers write them (released tensor names) and "save_pretrained_new_names" with
+    `save_original_format=False` (transformers-5 module names): real files, thinker-only, unsharded
+    unless transformers shards them, `extra_tensors` ignored.
     """
+    if writer not in ("files", "save_pretrained", "save_pretrained_new_names"):
+        raise ValueError(f"unknown writer {writer!r}")
     import torch
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
@@ -260,6 +295,13 @@ def build_tiny_checkpoint(
     torch.manual_seed(seed)
     model = Qwen2_5OmniThinkerForConditionalGeneration(hf_cfg).eval()
     _randomize_(model, seed)
+
+    first_special = (config_overrides or {}).get("first_special_id")
+    if writer != "files":
+        model.save_pretrained(out, save_original_format=writer == "save_pretrained")
+        del model
+        _write_tokenizer_files(out, cfg, first_special)
+        return out
 
     tie = cfg["tie_word_embeddings"]
     tensors = {}
@@ -297,7 +339,13 @@ def build_tiny_checkpoint(
     _write_safetensors(tensors, out, shards)
     (out / "config.json").write_text(json.dumps(config_json, indent=2, sort_keys=True) + "\n")
 
-    ids = build_tokenizer(TINY_CORPUS.splitlines(), cfg["text_config"]["vocab_size"], out)
+    _write_tokenizer_files(out, cfg, first_special)
+    return out
+
+
+def _write_tokenizer_files(out: Path, cfg: dict[str, Any], first_special: int | None) -> None:
+    vocab = TINY_VOCAB_SIZE if first_special is not None else cfg["text_config"]["vocab_size"]
+    ids = build_tokenizer(TINY_CORPUS.splitlines(), vocab, out, first_special_id=first_special)
     gen = {
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
@@ -305,7 +353,6 @@ def build_tiny_checkpoint(
         "do_sample": False,
     }
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-    return out
 
 
 def load_reference(ckpt_dir: str | Path):

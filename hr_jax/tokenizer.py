@@ -144,12 +144,34 @@ def _write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def build_tokenizer(corpus: Iterable[str], vocab_size: int, out_dir: str | Path) -> dict[str, int]:
+def _padded(tok, size: int):
+    """`tok` with its BPE vocabulary padded to `size` ids by tokens that no merge produces."""
+    from tokenizers.models import BPE
+
+    model = json.loads(tok.to_str())["model"]
+    vocab = dict(model["vocab"])
+    if size < len(vocab):
+        raise ValueError(f"first_special_id={size} is below the learned vocabulary's {len(vocab)} tokens")
+    vocab.update({f"<|unused_{i}|>": i for i in range(len(vocab), size)})
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    padded = _make_tokenizer()
+    padded.model = BPE(vocab=vocab, merges=merges, unk_token=None, continuing_subword_prefix="",
+                       end_of_word_suffix="", fuse_unk=False)  # fmt: skip
+    return padded
+
+
+def build_tokenizer(
+    corpus: Iterable[str], vocab_size: int, out_dir: str | Path, first_special_id: int | None = None
+) -> dict[str, int]:
     """Trains a Qwen2-style byte-level BPE of exactly `vocab_size` tokens and saves it to `out_dir`.
 
     The last `len(SPECIAL_TOKENS)` ids are the Qwen2.5-Omni special tokens (in order). Returns
     `{token: id}` for them (also recorded in `tokenizer_config.json`'s `added_tokens_decoder`).
     Raises ValueError when the corpus is too small to learn `vocab_size - 14 - 256` merges.
+
+    `first_special_id` (e.g. 151643, the released tokenizer's): the BPE vocabulary is padded with
+    tokens no merge produces up to that id, so the special tokens get the released ids
+    (`<|AUDIO|>` 151646, ...) while the learned BPE stays small.
     """
     from tokenizers import AddedToken, pre_tokenizers, trainers
 
@@ -174,6 +196,9 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int, out_dir: str | Path)
             f"the corpus only supports a BPE vocabulary of {tok.get_vocab_size()} tokens, "
             f"{n_bpe} are needed for vocab_size={vocab_size}; give a larger corpus or a smaller vocab_size"
         )
+    if first_special_id is not None:
+        tok = _padded(tok, first_special_id)
+        vocab_size = first_special_id + len(SPECIAL_TOKENS)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
     expected = special_token_ids(vocab_size)
