@@ -1,0 +1,28 @@
+"""The prepared GPU check runs end to end on the CPU with the tiny preset, so it is known to work before a
+GPU is lent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_script_runs_on_cpu_with_the_tiny_preset_and_writes_json_and_table(tmp_path):
+    args = "--preset tiny --seconds 3 --parity-size tiny --parity-seconds 2"
+    env = {**os.environ, "OUT": str(tmp_path), "JAX_PLATFORMS": "cpu", "HR_JAX_GPU_CHECK_ARGS": args}
+    r = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    parity = result["parity"]
+    assert parity["hr_jax_f32_vs_transformers_f32"] <= 1e-5
+    assert 0 < parity["bf16_vs_f32"] < 0.1  # bfloat16 differs, but not wildly
+    assert parity["attention"]["impls"] == ["blocked", "dense"] and parity["attention"]["rel_err"] <= 1e-2
+    stages = {(r["impl"], r["stage"], r["ratio"]) for r in result["timing"]["records"] if "stage" in r}
+    for impl in ("hr_jax", "transformers"):
+        assert {(impl, "prefill", 0.0), (impl, "decode", 0.0)} <= stages
+    assert ("hr_jax", "prefill", 0.6) in stages
+    assert "| bf16 vs f32 logits" in (tmp_path / "gpu_check.md").read_text()
