@@ -40,6 +40,18 @@ def _peak_rss(cmd: list[str]) -> tuple[int, str]:
         return usage.ru_maxrss * 1024, out.read()
 
 
+def _build(out: Path, overrides: dict[str, Any] | None) -> Path:
+    code = (
+        "import json, sys; from hr_jax.tiny import build_tiny_checkpoint; "
+        "build_tiny_checkpoint(sys.argv[1], config_overrides=json.loads(sys.argv[2]), "
+        "writer='save_pretrained')"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(out), json.dumps(overrides)], check=True, capture_output=True
+    )
+    return out
+
+
 def measure(hf_dir: Path, work: Path, dtype: str) -> dict[str, Any]:
     out = work / f"jax_{hf_dir.name}"
     conv_peak, _ = _peak_rss([sys.executable, "-m", "convert.hf_to_jax", "--hf-dir", str(hf_dir), "--out",
@@ -53,7 +65,7 @@ def measure(hf_dir: Path, work: Path, dtype: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hr_jax.tiny import build_tiny_checkpoint, released_config
+    from hr_jax.tiny import released_config
 
     p = argparse.ArgumentParser(prog="python -m bench.convert_memory", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="3B", choices=["3B", "7B"])
@@ -65,12 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="hr_jax_convmem_") as tmp:
         work = Path(tmp)
-        tiny = build_tiny_checkpoint(work / "tiny", writer="save_pretrained")
-        big = build_tiny_checkpoint(
-            work / "released",
-            config_overrides=released_config(args.size, args.text_layers, args.audio_layers),
-            writer="save_pretrained",
-        )
+        # Built in child processes: a child's peak RSS counts the parent it was forked from.
+        tiny = _build(work / "tiny", None)
+        big = _build(work / "released", released_config(args.size, args.text_layers, args.audio_layers))
         overhead = measure(tiny, work, args.dtype)
         result = measure(big, work, args.dtype)
     fixed = {k: overhead[k] for k in ("convert_peak", "load_peak")}

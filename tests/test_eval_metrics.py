@@ -81,6 +81,11 @@ def test_parse_answer_option_texts():
     assert parse_answer("C", ["real", "fake"]) is None
 
 
+def test_answer_letter_prefers_the_choice_whose_text_is_the_answer_over_the_letter():
+    assert answer_letter("A", ["G", "D", "A", "E"]) == "C"
+    assert answer_letter("B", ["Blues - blues", "Rock - rock"]) == "B"
+
+
 def test_answer_letter_normalisation():
     assert answer_letter("(b)", GENRES) == "B"
     assert answer_letter("blues", GENRES) == "D"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 
@@ -72,10 +73,12 @@ def test_rows_padding_and_bucketing(data_dir, tmp_path):
     assert summary["status"] == "complete"
     calls.clear()
     summary = _run(data_dir, tmp_path / "run5", calls, batch_size=5)  # 6 samples: 5 + 1 padded to 5
-    assert {c["batch"] for c in calls} == {5}
+    n_dev = jax.local_device_count()
+    rows_per_call = -(-5 // n_dev) * n_dev  # a call's rows are a multiple of the devices
+    assert {c["batch"] for c in calls} == {rows_per_call}
     assert len(calls) == 2 * 2 * 3  # 2 tasks x 3 (method, ratio) x 2 batches
     last = calls[1]["prompts"]
-    assert last[1:] == [last[0]] * 4  # the padding repeats the last real sample
+    assert last[1:] == [last[0]] * (rows_per_call - 1)  # the padding repeats the last real sample
     files = _rows(tmp_path / "run5")
     assert sorted(files) == sorted(
         f"{t}/{m}.jsonl"

@@ -71,11 +71,24 @@ def eval_parser() -> argparse.ArgumentParser:
 
 
 def eval_main(argv: Sequence[str] | None = None) -> int:
-    """``hr-jax eval``: returns 0 when complete, 130 when interrupted, 1 when stopped or incomplete."""
+    """``hr-jax eval``: returns 0 when complete, 130 when interrupted, 1 when stopped or incomplete, 2 when
+    another run holds ``--out``."""
     args = eval_parser().parse_args(argv)
+    from hr_jax.eval.run_lock import RunDirLocked
     from hr_jax.eval.runner import run_eval
 
-    summary = run_eval(
+    try:
+        summary = _run(args, run_eval)
+    except RunDirLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    status = summary["status"]
+    print(f"[hr_jax.eval] {status}: results in {args.out}; run `hr-jax report {args.out}`", file=sys.stderr)
+    return {"complete": 0, "interrupted": 130}.get(status, 1)
+
+
+def _run(args: argparse.Namespace, run_eval) -> dict:
+    return run_eval(
         args.ckpt,
         args.data_dir,
         args.benchmark,
@@ -93,9 +106,6 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         progress=not args.no_progress,
         check_audio=not args.no_check_audio,
     )
-    status = summary["status"]
-    print(f"[hr_jax.eval] {status}: results in {args.out}; run `hr-jax report {args.out}`", file=sys.stderr)
-    return {"complete": 0, "interrupted": 130}.get(status, 1)
 
 
 def report_parser() -> argparse.ArgumentParser:

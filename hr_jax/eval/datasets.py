@@ -377,10 +377,17 @@ def _norm_option(text: str) -> str:
 
 
 def answer_letter(answer: Any, choices: Sequence[str]) -> str | None:
-    """The letter of `answer`: a letter form ("B", "(b)", "B.") or the text of one choice."""
+    """The letter of `answer`: the text of one choice, or a letter form ("B", "(b)", "B.").
+
+    The text of a choice wins over a letter: MMAU-Pro answers with the choice text, which may itself be a
+    single letter (`answer_letter("A", ["G", "D", "A", "E"])` is "C").
+    """
     if answer is None:
         return None
     a = str(answer).strip()
+    exact = [i for i, c in enumerate(choices) if str(c).strip() == a]
+    if len(exact) == 1:
+        return LETTERS[exact[0]]
     m = re.fullmatch(r"[\(\[]?([A-Za-z])[\)\]\.:]?", a)
     if m:
         idx = LETTERS.index(m.group(1).upper())

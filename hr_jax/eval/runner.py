@@ -48,6 +48,7 @@ from hr_jax.eval import audio_io, results
 from hr_jax.eval.datasets import Sample, load_benchmark
 from hr_jax.eval.metrics import normalize_transcript
 from hr_jax.eval.prompts import build_prompt, clean_transcript, parse_answer
+from hr_jax.eval.run_lock import RunLock
 from hr_jax.eval.tasks import normalize_benchmark
 
 VANILLA = "vanilla"
@@ -492,90 +493,92 @@ def run_eval(
     n_proc, proc = jax.process_count(), jax.process_index()
     run_dir = out_dir if n_proc == 1 else os.path.join(out_dir, f"process_{proc}")
     os.makedirs(run_dir, exist_ok=True)
-    results.write_if_changed(
-        os.path.join(run_dir, "load_report.json"),
-        json.dumps(load_report.to_dict(), indent=1, ensure_ascii=False) + "\n",
-    )
-
-    for task in by_task:
-        samples = by_task[task][:limit] if limit is not None else by_task[task]
-        by_task[task] = bucket_order(samples[proc::n_proc])
-
-    mesh = make_mesh(devices)
-    n_dev = mesh.devices.size
-    bs = round_batch_size(batch_size, n_dev)
-    if generate_fn is None:
-        model = ckpt_or_model
-        if isinstance(model, (str, os.PathLike)):
-            import hr_jax
-
-            load = getattr(hr_jax, "load", None)
-            if load is None:  # before the package re-exports it
-                from hr_jax.model import load
-            model = load(os.fspath(model))
-        generate_fn = engine_generate_fn(model)
-
-    jobs = [
-        Job(
-            task,
-            m,
-            r,
-            results.result_path(run_dir, task, m, r),
-            asr_max_new_tokens if any(s.is_asr for s in by_task[task]) else max_new_tokens,
+    with RunLock(run_dir):
+        results.write_if_changed(
+            os.path.join(run_dir, "load_report.json"),
+            json.dumps(load_report.to_dict(), indent=1, ensure_ascii=False) + "\n",
         )
-        for task in by_task
-        for m, r in pairs
-    ]
-    expected = {t: len(s) for t, s in by_task.items()}
-    ctx = _Context(bs, mesh, generate_fn, router, seed, stop_after, progress)
-    status = "complete"
-    error: Exception | None = None
-    try:
-        for job in jobs:
-            if stop_after is not None and ctx.processed >= stop_after:
-                raise _Stop
-            done = {r["id"] for r in results.read_results(job.path, repair=True)}
-            todo = [s for s in by_task[job.task] if s.id not in done]
-            if todo:
-                _run_job(job, todo, len(done), ctx)
+
+        for task in by_task:
+            samples = by_task[task][:limit] if limit is not None else by_task[task]
+            by_task[task] = bucket_order(samples[proc::n_proc])
+
+        mesh = make_mesh(devices)
+        n_dev = mesh.devices.size
+        bs = round_batch_size(batch_size, n_dev)
+        if generate_fn is None:
+            model = ckpt_or_model
+            if isinstance(model, (str, os.PathLike)):
+                import hr_jax
+
+                load = getattr(hr_jax, "load", None)
+                if load is None:  # before the package re-exports it
+                    from hr_jax.model import load
+                model = load(os.fspath(model))
+            generate_fn = engine_generate_fn(model)
+
+        jobs = [
+            Job(
+                task,
+                m,
+                r,
+                results.result_path(run_dir, task, m, r),
+                asr_max_new_tokens if any(s.is_asr for s in by_task[task]) else max_new_tokens,
+            )
+            for task in by_task
+            for m, r in pairs
+        ]
+        expected = {t: len(s) for t, s in by_task.items()}
+        ctx = _Context(bs, mesh, generate_fn, router, seed, stop_after, progress)
+        status = "complete"
+        error: Exception | None = None
+        try:
+            for job in jobs:
+                if stop_after is not None and ctx.processed >= stop_after:
+                    raise _Stop
+                done = {r["id"] for r in results.read_results(job.path, repair=True)}
+                todo = [s for s in by_task[job.task] if s.id not in done]
+                if todo:
+                    _run_job(job, todo, len(done), ctx)
+            if ctx.failures:
+                status = "incomplete"
+        except _Stop:
+            status = "stopped"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            print("\n[hr_jax.eval] interrupted; results so far are saved, rerun to resume", file=sys.stderr)
+        except Exception as exc:  # written into the summary, then raised
+            status, error = "failed", exc
+        finally:
+            ctx.pool.shutdown(wait=True, cancel_futures=True)
+            for job in jobs:  # a kill mid-write can leave a partial line: leave valid files behind
+                results.read_results(job.path, repair=True)
+        summary = {
+            "benchmark": bench,
+            "data_dir": os.path.abspath(data_dir),
+            "tasks": list(by_task),
+            "methods": [{"method": m, "ratio": r} for m, r in pairs],
+            "batch_size": bs,
+            "num_devices": int(n_dev),
+            "process": {"index": proc, "count": n_proc},
+            "max_new_tokens": max_new_tokens,
+            "asr_max_new_tokens": asr_max_new_tokens,
+            "limit": limit,
+            "router": router if isinstance(router, (str, type(None))) else repr(type(router)),
+            "seed": seed,
+            "status": status,
+            "load": {k: v for k, v in load_report.to_dict().items() if k not in ("problems", "files")},
+            "files": _summary_files(run_dir, jobs, expected),
+        }
         if ctx.failures:
-            status = "incomplete"
-    except _Stop:
-        status = "stopped"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        print("\n[hr_jax.eval] interrupted; results so far are saved, rerun to resume", file=sys.stderr)
-    except Exception as exc:  # written into the summary, then raised
-        status, error = "failed", exc
-    finally:
-        ctx.pool.shutdown(wait=True, cancel_futures=True)
-        for job in jobs:  # a kill mid-write can leave a partial line: leave valid files behind
-            results.read_results(job.path, repair=True)
-    summary = {
-        "benchmark": bench,
-        "data_dir": os.path.abspath(data_dir),
-        "tasks": list(by_task),
-        "methods": [{"method": m, "ratio": r} for m, r in pairs],
-        "batch_size": bs,
-        "num_devices": int(n_dev),
-        "process": {"index": proc, "count": n_proc},
-        "max_new_tokens": max_new_tokens,
-        "asr_max_new_tokens": asr_max_new_tokens,
-        "limit": limit,
-        "router": router if isinstance(router, (str, type(None))) else repr(type(router)),
-        "seed": seed,
-        "status": status,
-        "load": {k: v for k, v in load_report.to_dict().items() if k not in ("problems", "files")},
-        "files": _summary_files(run_dir, jobs, expected),
-    }
-    if ctx.failures:
-        summary["failures"] = ctx.failures
-    results.write_if_changed(
-        os.path.join(run_dir, "run_summary.json"), json.dumps(summary, indent=1, ensure_ascii=False) + "\n"
-    )
-    if error is not None:
-        raise error
-    return summary
+            summary["failures"] = ctx.failures
+        results.write_if_changed(
+            os.path.join(run_dir, "run_summary.json"),
+            json.dumps(summary, indent=1, ensure_ascii=False) + "\n",
+        )
+        if error is not None:
+            raise error
+        return summary
 
 
 @dataclasses.dataclass
