@@ -7,8 +7,9 @@ thinker-only ones; the vision tower (`visual.*`) is skipped as well. Every other
 parameter through `hr_jax.checkpoint.HF_KEY_MAP` and every parameter must be filled, with the shape the
 config implies; otherwise a `ConversionError` names the key. All of that is checked from the
 safetensors headers before any tensor data is read. Then each parameter leaf in turn is filled from
-memory maps of its tensors, cast to the target dtype and written out, so peak memory is about two
-copies of the largest leaf (the leaf and orbax's copy of it) whatever the model's size.
+short-lived memory maps of blocks of its tensors' rows, cast to the target dtype and written out, so
+peak memory is about two copies of the largest leaf (the leaf and orbax's copy of it) plus one block,
+whatever the model's size.
 
 The output (orbax `params/`, `hr_jax_config.json`, `hf_config.json`, tokenizer/chat-template/
 preprocessor/generation-config files) is written into a temporary sibling directory and moved to
@@ -35,10 +36,10 @@ from hr_jax.audio import FeatureConfig
 from hr_jax.checkpoint import (
     HF_CONFIG_FILE,
     KeyEntry,
-    from_hf_layout,
     hf_key_map,
     leaf_shapes,
     save_leaves,
+    to_hf_layout,
 )
 from models.config import ThinkerConfig
 
@@ -153,6 +154,26 @@ class _Files:
                 self._headers[file] = (8 + header_len, json.loads(fh.read(header_len)))
         return self._headers[file]
 
+    def copy_into(self, t: _Tensor, dst: np.ndarray, block_bytes: int = 64 << 20) -> None:
+        """Copies tensor `t` into `dst` (same shape; any dtype, any strides) a block of rows at a time,
+        each block through its own short-lived memory map, so the source never becomes resident whole."""
+        if t.dtype not in _DTYPES:
+            raise ConversionError(f"tensor {t.key!r} has dtype {t.dtype}, which the converter does not read")
+        dtype = _DTYPES[t.dtype]
+        start, entries = self._header(t.file)
+        begin, end = entries[t.key]["data_offsets"]
+        if not t.shape or end == begin:
+            dst[...] = self.read(t)
+            return
+        row_bytes = (end - begin) // t.shape[0]
+        rows = max(1, block_bytes // max(row_bytes, 1))
+        for i in range(0, t.shape[0], rows):
+            n = min(rows, t.shape[0] - i)
+            raw = np.memmap(t.file, dtype=np.uint8, mode="r", offset=start + begin + i * row_bytes,
+                            shape=(n * row_bytes,))  # fmt: skip
+            dst[i : i + n] = raw.view(dtype).reshape(n, *t.shape[1:])  # casts (ml_dtypes: bf16 <-> f32)
+            del raw
+
     def read(self, t: _Tensor) -> np.ndarray:
         """A read-only memory map of one tensor: nothing is read until it is used, and its pages are
         not the process's own memory once the map is dropped."""
@@ -209,9 +230,8 @@ def _leaves(
             bar.set_postfix_str(leaf)
             buf = np.empty(shapes[leaf], np_dtype)
             for e in leaf_entries:
-                x = from_hf_layout(files.read(found[e.hf_key]), e.layout)
-                (buf if e.layer is None else buf[e.layer])[...] = x  # casts (ml_dtypes: bf16 <-> f16/f32)
-                del x
+                dst = buf if e.layer is None else buf[e.layer]
+                files.copy_into(found[e.hf_key], to_hf_layout(dst, e.layout))  # a view in the HF layout
                 bar.update()
             yield leaf, buf
             del buf
