@@ -13,8 +13,10 @@ leaves; `convert.hf_to_jax` reads through it and `export_hf` writes through it.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,9 @@ def iter_leaves(params: ThinkerParams) -> Iterator[tuple[str, Any]]:
 # checkpoint of the whole tree, is still read.
 
 
+_CHUNK_BYTES = 32 << 20  # tensorstore chunk size of a saved leaf
+
+
 class NotAConvertedCheckpoint(FileNotFoundError):
     pass
 
@@ -194,14 +199,23 @@ def save_leaves(
         raise FileExistsError(f"{out} already holds an hr_jax checkpoint")
     want = leaf_shapes(cfg)
     done: set[str] = set()
-    ckptr = ocp.Checkpointer(ocp.StandardCheckpointHandler())  # synchronous: the leaf is freed on return
-    for name, x in leaves:
-        _check_leaf(name, x, want)
-        if name in done:
-            raise ValueError(f"param {name} given twice")
-        ckptr.save(out / PARAMS_DIR / name, args=ocp.args.StandardSave(x))
-        done.add(name)
-        del x
+    # Synchronous, so the leaf is freed on return. Without OCDBT and with small chunks: OCDBT buffers a
+    # whole leaf's compressed chunks (for random weights, a second copy of the leaf) before writing.
+    ckptr = ocp.Checkpointer(ocp.PyTreeCheckpointHandler(use_ocdbt=False))
+    save_args = ocp.SaveArgs(chunk_byte_size=_CHUNK_BYTES)
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)  # orbax warns at every non-OCDBT save that it has nothing to merge
+    try:
+        for name, x in leaves:
+            _check_leaf(name, x, want)
+            if name in done:
+                raise ValueError(f"param {name} given twice")
+            ckptr.save(out / PARAMS_DIR / name, args=ocp.args.PyTreeSave(x, save_args=save_args))
+            done.add(name)
+            del x
+    finally:
+        absl_log.setLevel(level)
     if done != set(want):
         raise ValueError(f"params do not match the config: missing leaves {sorted(set(want) - done)}")
     meta = {**cfg.to_dict(), "dtype": dtype, "source": source, "format": FORMAT}
@@ -290,10 +304,19 @@ def load_params(
     _check_stored(
         {k: tuple(ckptr.metadata(p).item_metadata.tree.shape) for k, p in stored.items()}, want, path
     )
-    leaves = {
-        name: ckptr.restore(stored[name], args=ocp.args.StandardRestore(t)) for name, t in iter_leaves(target)
-    }
+    leaves = {}
+    for name, t in iter_leaves(target):
+        leaves[name] = ckptr.restore(stored[name], args=ocp.args.StandardRestore(t))
+        _release_freed_memory()  # tensorstore's read buffers, before the next leaf's
     return cfg, params_from_leaves(cfg, leaves)
+
+
+def _release_freed_memory() -> None:
+    """Hands memory freed by the allocator back to the OS (glibc keeps large freed blocks otherwise)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _walk(node: Any, prefix: str) -> Iterator[tuple[str, tuple[int, ...]]]:

@@ -28,7 +28,8 @@ def _mc(path: str, answer: str = "A", **extra) -> dict:
 
 @pytest.fixture
 def am_dir(tmp_path) -> str:
-    """AudioMarathon layout: JSON list, JSONL, DESED dict style, ASR, HAD directories."""
+    """Records kept outside the release layout (``<TASK>/<task>.json(l)``, the fallback): JSON list, JSONL,
+    DESED dict style, ASR; HAD in the release's folders."""
     root = tmp_path / "AudioMarathon"
     # GTZAN: JSON list; paths relative to the data dir.
     for i in range(4):
@@ -81,9 +82,9 @@ def am_dir(tmp_path) -> str:
         {"path": "LibriSpeech/a.wav"},
     ]
     (root / "LibriSpeech" / "librispeech.json").write_text(json.dumps(asr))
-    # HAD: real/fake directory layout, no JSON.
-    write_wav(str(root / "HAD" / "real" / "x.wav"), 0.3, 40)
-    write_wav(str(root / "HAD" / "fake" / "y.wav"), 0.3, 41)
+    # HAD: the release's real/fake folders, no JSON.
+    write_wav(str(root / "HAD" / "concatenated_audio" / "real" / "x.wav"), 0.3, 40)
+    write_wav(str(root / "HAD" / "concatenated_audio" / "fake" / "y.wav"), 0.3, 41)
     return str(root)
 
 
@@ -146,7 +147,7 @@ def test_had_directory_layout(am_dir):
 
 
 def test_librispeech_native_layout(tmp_path):
-    chapter = tmp_path / "LibriSpeech" / "test-clean" / "61" / "70968"
+    chapter = tmp_path / "librispeech-long" / "test-clean" / "61" / "70968"
     write_wav(str(chapter / "61-70968-0000.flac"), 0.3, 1)
     write_wav(str(chapter / "61-70968-0001.flac"), 0.3, 2)
     (chapter / "61-70968.trans.txt").write_text("61-70968-0000 HE BEGAN A CONFUSED COMPLAINT\n")

@@ -300,3 +300,20 @@ def test_four_devices_match_one_device_tiny_model(tiny_ckpt, tmp_path):
     rows = _rows(tmp_path / "one")["gtzan/headrouter_r0.5.jsonl"]
     assert all(r["kept_audio"] == r["num_audio"] // 2 and r["kept_mask"] for r in rows)
     assert all(np.isclose(sum(r["alpha"]), 1.0) and r["reply"] is not None for r in rows)
+
+
+def test_a_task_with_no_audio_at_all_makes_the_run_incomplete(tmp_path):
+    import shutil
+
+    from hr_jax.eval.testing import write_audiomarathon_release
+
+    data = tmp_path / "am"
+    write_audiomarathon_release(str(data))
+    for task_dir in os.listdir(data):
+        if task_dir not in ("race_audio", "SLUE"):
+            shutil.rmtree(data / task_dir)
+    shutil.rmtree(data / "race_audio" / "audio")
+    summary = _run(str(data), tmp_path / "run")
+    assert summary["status"] == "incomplete" and summary["failed_tasks"] == ["race"]
+    assert summary["selection"] == "official"
+    assert "slue" in summary["tasks"]

@@ -45,3 +45,18 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, capsys):
     with RunLock(str(tmp_path)):
         assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
     assert f"taking over a stale lock (pid {holder.pid}" in capsys.readouterr().err
+
+
+def test_hr_jax_eval_refuses_an_out_directory_another_run_holds(tmp_path, capsys):
+    from hr_jax.eval.cli import eval_main
+    from hr_jax.eval.testing import write_audiomarathon_release
+
+    data = str(tmp_path / "am")
+    write_audiomarathon_release(data)
+    out = tmp_path / "run"
+    out.mkdir()
+    with RunLock(str(out)):
+        args = ["--ckpt", str(tmp_path / "no_model"), "--data-dir", data, "--benchmark", "audiomarathon"]
+        code = eval_main([*args, "--tasks", "gtzan", "--out", str(out), "--no-progress"])
+    assert code == 2
+    assert f"in use by another hr-jax eval (pid {os.getpid()}" in capsys.readouterr().err

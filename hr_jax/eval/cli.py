@@ -35,6 +35,8 @@ def _ratios(text: str) -> list[float]:
 
 def eval_parser() -> argparse.ArgumentParser:
     """Arguments of ``hr-jax eval``."""
+    from hr_jax.eval.audiomarathon import OFFICIAL, SELECTIONS
+
     p = argparse.ArgumentParser(
         prog="hr-jax eval",
         description="Evaluate a converted checkpoint over AudioMarathon, MMAU-Pro or the synthetic tasks "
@@ -67,6 +69,13 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, default=None, help="stop after N samples (resume later)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-check-audio", action="store_true", help="do not probe audio files while loading")
+    p.add_argument(
+        "--selection",
+        default=OFFICIAL,
+        choices=SELECTIONS,
+        help="AudioMarathon samples: the official scripts' selection (seed 42 balancing of HAD and speaker "
+        "gender, VESUS filter; default) or every sample",
+    )
     return p
 
 
@@ -105,6 +114,7 @@ def _run(args: argparse.Namespace, run_eval) -> dict:
         seed=args.seed,
         progress=not args.no_progress,
         check_audio=not args.no_check_audio,
+        selection=args.selection,
     )
 
 

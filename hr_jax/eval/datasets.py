@@ -6,30 +6,17 @@ with the reason, duplicate id). A bad record never raises; it is reported and le
 a duplicate id, renamed and kept). Only a missing or ambiguous *task file* raises, before any
 model work starts.
 
-AudioMarathon layout (``data_dir`` = the directory you downloaded the benchmark into)::
-
-    <data_dir>/<TaskDir>/<task>.json       a JSON list of records (or {"tasks": [...]}, DESED style)
-    <data_dir>/<TaskDir>/<task>.jsonl      or one JSON record per line
-
-``<TaskDir>`` and ``<task>`` may be the task key, its abbreviation or its data set name in any
-case (``slue``/``SLUE``/``SER``, ``race``/``RACE``/``SCR``, ``librispeech``/``LibriSpeech``/``ASR``,
-``desed``, ``gtzan``, ``tau``, ``vesus``, ``vox_age``/``Vox_age``/``SAR``,
-``vox_gender``/``Vox``/``SGR``, ``had``/``HAD``); see :mod:`hr_jax.eval.tasks`. When no file
-of such a name exists, the task directory's only ``*.json``/``*.jsonl`` file is used (several
-candidates are an error naming them). ``<data_dir>/<task>.json(l)`` (flat layout) works too.
+AudioMarathon is read as its Hugging Face release ships it, task by task from the official metadata files
+and folders, with the official sample selection by default (:mod:`hr_jax.eval.audiomarathon` holds the
+layout table). A task found nowhere in that layout may also be kept as ``<data_dir>/<TaskDir>/<task>.json``
+(or ``.jsonl``, or the folder's only JSON file), the layout the synthetic tasks use.
 
 Multiple-choice records: ``{"path", "question", "choice_a", "choice_b", "choice_c", "choice_d",
-"answer_gt"}`` (``choice_c``/``choice_d`` may be absent or empty for two-way tasks; a ``choices``
-list or ``{"A": ..}`` dict is accepted too). ``answer_gt`` is a letter ("B", "(b)") or the text of
-one choice ("real"). ASR records (LibriSpeech): ``{"path", "transcript"}`` (or ``text``,
-``transcription``, ``answer_gt``). An ``id`` field is used when present, else
-``<task>-<index>``. Audio paths are relative to the record file's directory or, failing
-that, to ``data_dir``; absolute paths are used as they are.
-
-Two directory layouts of the original releases are also read when no JSON file is present:
-HAD as ``<TaskDir>/real/*.wav`` and ``<TaskDir>/fake/*.wav`` (question and choices as in
-AudioMarathon's own script), and LibriSpeech as ``<TaskDir>/**/<speaker>-<chapter>.trans.txt``
-next to the ``.flac`` files (or one ``<utterance>.txt`` per ``<utterance>.flac``).
+"answer_gt"}`` (``choice_c``/``choice_d`` may be absent or empty for two-way tasks, ``choice_e`` follows
+for speaker age; a ``choices``/``options`` list or ``{"A": ..}`` dict is accepted too; the audio may be
+under ``path`` or ``audio_path``). ``answer_gt`` is a letter ("B", "(b)") or the text of one choice
+("Male", "real"). ASR records: ``{"path", "transcript"}``. An ``id`` field is used when present, else
+``<task>-<index>``.
 
 Synthetic tasks (benchmark ``synth``): ``python -m hr_jax.synth --out DIR --split test`` writes
 ``DIR/<task>/<task>.json`` in the AudioMarathon record format (``answer_gt`` is the answer text,
@@ -38,18 +25,16 @@ are read by the AudioMarathon parser unchanged, with the tasks of
 :data:`hr_jax.eval.tasks.SYNTH_TASKS` (``digits``, ``spoken_qa``, ``sound_event``, ``scene``,
 ``melody``, ``gender``, ``sound_after_word``). Extra record fields are ignored.
 
-MMAU-Pro layout (the unzipped ``data.zip`` next to the question file)::
+MMAU-Pro layout (the release, ``gamma-lab-umd/MMAU-Pro``, with ``data.zip`` unzipped next to it)::
 
-    <data_dir>/mmau_pro.jsonl (or mmau-pro.json(l), MMAU-Pro.json(l), test.json(l); else the only
-                               *.json/*.jsonl in data_dir)
-    <data_dir>/data/<uuid>.wav
+    <data_dir>/test.parquet      5,305 questions (read with pyarrow); or a mmau_pro.json(l) export
+    <data_dir>/data/<uuid>.wav   16, 24, 44.1 or 48 kHz, mono or stereo (resampled and downmixed)
 
-Records: ``{"id", "audio_path": "data/x.wav" | [...], "question", "choices": [...],
-"answer": <choice text or letter>, "category"}``. The official release is a parquet file;
-convert it once with ``pandas.read_parquet("test.parquet").to_json("mmau_pro.jsonl",
-orient="records", lines=True)``. Open-ended questions (no choices) are reported as
-``not_scored`` and left out; questions with several audio files are kept and their clips are
-concatenated at load time (see :mod:`hr_jax.eval.audio_io`).
+Columns used: ``id``, ``audio_path`` (a list; a multi-clip question's clips are concatenated at load
+time, see :mod:`hr_jax.eval.audio_io`), ``question``, ``choices`` (a list), ``answer`` (the choice
+text), ``category``. Every category is kept (``sound_music``, ``multi``, ...: extra columns in the
+"other" group); open questions (no choices) and rows without an answer (instruction following) are
+reported as ``not_scored`` and left out.
 """
 
 from __future__ import annotations
@@ -64,6 +49,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hr_jax.eval import audio_io
+from hr_jax.eval import audiomarathon as am_layout
 from hr_jax.eval.tasks import (
     AUDIOMARATHON,
     MMAU_PRO,
@@ -82,11 +68,6 @@ MALFORMED = "malformed"
 DUPLICATE_ID = "duplicate_id"
 NOT_SCORED = "not_scored"
 MISSING_TASK = "missing_task"
-
-HAD_QUESTION = (
-    "Listen to this audio clip carefully. Is this audio completely authentic (real) or does it "
-    "contain any artificially synthesized segments (fake)?"
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +144,9 @@ class LoadReport:
     records: int = 0
     loaded: int = 0
     not_requested: int = 0
+    not_selected: int = 0  # left out by the official sample selection
+    selection: str = am_layout.OFFICIAL
+    failed_tasks: list[str] = dataclasses.field(default_factory=list)  # records, but no audio found at all
     problems: list[Problem] = dataclasses.field(default_factory=list)
 
     def add(self, problem: Problem) -> None:
@@ -184,6 +168,8 @@ class LoadReport:
         self.records += other.records
         self.loaded += other.loaded
         self.not_requested += other.not_requested
+        self.not_selected += other.not_selected
+        self.failed_tasks.extend(other.failed_tasks)
         self.problems.extend(other.problems)
 
     def summary(self, max_listed: int = 20) -> str:
@@ -192,7 +178,10 @@ class LoadReport:
             f"{self.benchmark}: {self.loaded} samples loaded from {self.records} records "
             f"in {len(self.files)} file(s); {self.dropped} left out"
             + (f"; {self.not_requested} in categories not requested" if self.not_requested else "")
+            + (f"; {self.not_selected} not in the {self.selection} selection" if self.not_selected else "")
         ]
+        if self.failed_tasks:
+            lines.append(f"ERROR: no audio file found for tasks {', '.join(self.failed_tasks)}")
         missing = [p.task for p in self.problems if p.kind == MISSING_TASK]
         if missing:
             lines.append(f"tasks not found in the data directory (skipped): {', '.join(missing)}")
@@ -217,6 +206,9 @@ class LoadReport:
             "loaded": self.loaded,
             "dropped": self.dropped,
             "not_requested": self.not_requested,
+            "not_selected": self.not_selected,
+            "selection": self.selection,
+            "failed_tasks": list(self.failed_tasks),
             "counts": self.counts(),
             "problems": [dataclasses.asdict(p) for p in self.problems],
         }
@@ -294,6 +286,12 @@ def find_task_file(data_dir: str, task: TaskInfo) -> str | None:
 def _read_records(path: str, task: str, report: LoadReport) -> list[tuple[int, Any]]:
     """Records of a JSON or JSONL file as (index, record); unparsable lines are reported."""
     out: list[tuple[int, Any]] = []
+    if path.lower().endswith(".parquet"):
+        # pyarrow reads the release's parquet directly (columns with lists and nulls as Python lists and
+        # None); the `datasets` library would add a cache and a heavier dependency for one table.
+        import pyarrow.parquet as pq
+
+        return list(enumerate(pq.read_table(path).to_pylist()))
     with open(path, encoding="utf-8") as f:
         text = f.read()
     if path.lower().endswith(".jsonl"):
@@ -496,108 +494,77 @@ def _parse_am_record(rec: Any, index: int, task: TaskInfo, record_file: str, dat
     )
 
 
-# ----------------------------------------------------------------------------- directory layouts
-
-
-def _had_records(task_dir: str) -> list[tuple[int, dict[str, Any]]]:
-    recs = []
-    for label in ("real", "fake"):
-        for p in sorted(glob.glob(os.path.join(task_dir, label, "*.wav"))):
-            rel = os.path.relpath(p, task_dir)
-            recs.append(
-                {
-                    "id": f"{label}/{os.path.splitext(os.path.basename(p))[0]}",
-                    "path": rel,
-                    "question": HAD_QUESTION,
-                    "choice_a": "real",
-                    "choice_b": "fake",
-                    "answer_gt": label,
-                }
-            )
-    return list(enumerate(recs))
-
-
-def _librispeech_records(task_dir: str) -> list[tuple[int, dict[str, Any]]]:
-    recs = []
-    for flac in sorted(glob.glob(os.path.join(task_dir, "**", "*.flac"), recursive=True)):
-        utt = os.path.splitext(os.path.basename(flac))[0]
-        chapter_dir = os.path.dirname(flac)
-        text = None
-        own = os.path.join(chapter_dir, utt + ".txt")
-        if os.path.exists(own):
-            with open(own, encoding="utf-8") as f:
-                text = f.read().strip()
-        else:
-            for trans in glob.glob(os.path.join(chapter_dir, "*.trans.txt")):
-                with open(trans, encoding="utf-8") as f:
-                    for line in f:
-                        head, _, rest = line.strip().partition(" ")
-                        if head == utt:
-                            text = rest.strip()
-                            break
-        rec: dict[str, Any] = {"id": utt, "path": os.path.relpath(flac, task_dir)}
-        if text:
-            rec["transcript"] = text
-        recs.append(rec)
-    return list(enumerate(recs))
-
-
 # ----------------------------------------------------------------------------- public loaders
 
 
 def load_audiomarathon(
-    data_dir: str, task: str, *, check_audio: bool = True, benchmark: str = AUDIOMARATHON
+    data_dir: str,
+    task: str,
+    *,
+    check_audio: bool = True,
+    benchmark: str = AUDIOMARATHON,
+    selection: str = am_layout.OFFICIAL,
 ) -> tuple[list[Sample], LoadReport]:
     """Load one AudioMarathon task (key, abbreviation or data set name) from `data_dir`.
 
     Args:
-        data_dir: the directory holding the task directories (module docstring).
+        data_dir: the release as downloaded (:mod:`hr_jax.eval.audiomarathon`), a task's folder or its
+            metadata file; for the synthetic tasks, the generator's output directory.
         task: e.g. ``"gtzan"``, ``"MC"``, ``"Vox_age"``.
         check_audio: probe every audio file (existence, decodability, duration). Without it,
             missing files are only found when the runner loads them.
         benchmark: the task registry to resolve `task` in: "audiomarathon", or "synth" for the
             synthetic tasks, which share the record format (:func:`load_synth`).
+        selection: "official" (the official scripts' sample selection) or "all".
 
     Returns:
         The samples in file order and the load report.
+
+    Raises:
+        FileNotFoundError: the task is not in `data_dir`.
     """
     bench = normalize_benchmark(benchmark)
     if bench == MMAU_PRO:
         raise ValueError("MMAU-Pro has its own format: use load_mmau_pro")
     info = resolve_task(bench, task)
     report = LoadReport(bench)
-    path = find_task_file(data_dir, info)
-    if path is not None:
-        records = _read_records(path, info.key, report)
-        source = path
-    else:
-        task_dir = _find_task_dir(data_dir, info)
-        assert task_dir is not None
-        if info.key == "had" and os.path.isdir(os.path.join(task_dir, "real")):
-            records = _had_records(task_dir)
-        elif info.key == "librispeech":
-            records = _librispeech_records(task_dir)
-        else:
-            records = []
-        if not records:
-            raise FileNotFoundError(f"{info.key}: no record file (*.json / *.jsonl) in {task_dir}")
-        source = os.path.join(task_dir, "")
-        path = os.path.join(task_dir, "_")  # relative audio paths resolve against task_dir
+    located = am_layout.locate(data_dir, info.key) if bench == AUDIOMARATHON else None
+    if located is not None:
+        records = am_layout.read_records(info.key, located)
+        source = located.source
+        record_file = os.path.join(located.audio_dir, "_")  # relative audio paths resolve against audio_dir
+    else:  # the synthetic tasks, and AudioMarathon records kept in <task>/<task>.json(l)
+        path = find_task_file(data_dir, info)
+        if path is None:
+            raise FileNotFoundError(f"{info.key}: no record file (*.json / *.jsonl) in {data_dir}")
+        records, source, record_file = _read_records(path, info.key, report), path, path
     report.files.append(source)
     samples = []
     for index, rec in records:
         report.records += 1
+        if not am_layout.keep_record(info.key, rec, selection):
+            report.not_selected += 1
+            continue
         try:
-            sample = _parse_am_record(rec, index, info, path, data_dir)
+            sample = _parse_am_record(rec, index, info, record_file, data_dir)
         except _RecordError as exc:
             report.add(Problem(MALFORMED, info.key, source, index, str(exc)))
             continue
         sample = _check_audio(sample, report, source, index, check_audio)
         if sample is not None:
             samples.append(sample)
-    samples = _dedupe(samples, report, source)
+    selected = am_layout.select(info.key, samples, _answer_text, selection)
+    report.not_selected += len(samples) - len(selected)
+    samples = _dedupe(selected, report, source)
     report.loaded = len(samples)
+    if report.records and not samples and any(p.kind == MISSING_AUDIO for p in report.problems):
+        report.failed_tasks.append(info.key)
     return samples, report
+
+
+def _answer_text(sample: Sample) -> str:
+    """The text of a multiple-choice sample's correct option."""
+    return sample.choices[LETTERS.index(sample.answer)] if sample.choices else sample.answer
 
 
 def load_synth(data_dir: str, task: str, *, check_audio: bool = True) -> tuple[list[Sample], LoadReport]:
@@ -636,6 +603,7 @@ def parse_record(record: dict[str, Any], benchmark: str = SYNTH, task: str | Non
     return dataclasses.replace(sample, audio_path=paths[0], extra_audio_paths=tuple(paths[1:]))
 
 
+MMAU_PRO_PARQUET = "test.parquet"  # the release: gamma-lab-umd/MMAU-Pro, next to data/ (data.zip unzipped)
 MMAU_PRO_FILE_NAMES = ("mmau_pro", "mmau-pro", "mmaupro", "test")
 
 
@@ -650,6 +618,9 @@ def find_mmau_pro_file(data_dir: str) -> str:
         return data_dir
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"data directory {data_dir!r} does not exist")
+    parquet = os.path.join(data_dir, MMAU_PRO_PARQUET)
+    if os.path.isfile(parquet):  # the release as shipped
+        return parquet
     files = _json_files(data_dir)
     wanted = {slug(n) for n in MMAU_PRO_FILE_NAMES}
     named = [f for f in files if slug(os.path.splitext(os.path.basename(f))[0]) in wanted]
@@ -700,13 +671,14 @@ def load_mmau_pro(
                 report.not_requested += 1
                 continue
             choices = _choices(rec)
-            if not choices:
-                report.add(Problem(NOT_SCORED, info.key, path, index, "open-ended question (no choices)"))
+            raw_answer = _first(rec, ("answer", "answer_gt", "label"))
+            if not choices or raw_answer is None:
+                why = "open-ended question (no choices)" if not choices else "no reference answer"
+                report.add(Problem(NOT_SCORED, info.key, path, index, f"{why}: not scored"))
                 continue
             if len(choices) < 2:
                 raise _RecordError("needs at least 2 choices, found 1")
             question = _text(rec.get("question"), "question")
-            raw_answer = _first(rec, ("answer", "answer_gt", "label"))
             letter = answer_letter(raw_answer, choices)
             if letter is None:
                 raise _RecordError(f"answer {str(raw_answer)[:40]!r} matches no choice")
@@ -727,7 +699,12 @@ def load_mmau_pro(
 
 
 def load_benchmark(
-    benchmark: str, data_dir: str, tasks: Iterable[str] | None = None, *, check_audio: bool = True
+    benchmark: str,
+    data_dir: str,
+    tasks: Iterable[str] | None = None,
+    *,
+    check_audio: bool = True,
+    selection: str = am_layout.OFFICIAL,
 ) -> tuple[dict[str, list[Sample]], LoadReport]:
     """Load several tasks of one benchmark.
 
@@ -738,12 +715,16 @@ def load_benchmark(
             `data_dir` (absent ones are reported as ``missing_task``), or every MMAU-Pro
             category present. A task named explicitly must exist.
         check_audio: probe every audio file.
+        selection: AudioMarathon's sample selection, "official" or "all".
 
     Returns:
-        ``{task key: samples}`` in the paper's column order, and one merged report.
+        ``{task key: samples}`` in the paper's column order, and one merged report. A task whose
+        records name only missing audio files is in ``report.failed_tasks`` (and has no samples).
     """
     from hr_jax.eval.tasks import benchmark_tasks, task_sort_key
 
+    if selection not in am_layout.SELECTIONS:
+        raise ValueError(f"selection must be one of {am_layout.SELECTIONS}, got {selection!r}")
     bench = normalize_benchmark(benchmark)
     task_list = None if tasks is None else [t for t in tasks if t and t.lower() != "all"] or None
     if bench == MMAU_PRO:
@@ -758,16 +739,18 @@ def load_benchmark(
         return {k: by_task[k] for k in order}, report
     infos = [resolve_task(bench, t) for t in task_list] if task_list else list(benchmark_tasks(bench))
     infos = sorted(dict.fromkeys(infos), key=task_sort_key)
-    report = LoadReport(bench)
+    report = LoadReport(bench, selection=selection)
     out = {}
     for info in infos:
-        if task_list is None:  # "all": tasks not downloaded are reported, not fatal
-            try:
-                find_task_file(data_dir, info)
-            except FileNotFoundError as exc:
-                report.add(Problem(MISSING_TASK, info.key, data_dir, None, str(exc), dropped=False))
-                continue
-        samples, rep = load_audiomarathon(data_dir, info.key, check_audio=check_audio, benchmark=bench)
+        try:
+            samples, rep = load_audiomarathon(
+                data_dir, info.key, check_audio=check_audio, benchmark=bench, selection=selection
+            )
+        except FileNotFoundError as exc:
+            if task_list is not None:  # a task named explicitly must exist
+                raise
+            report.add(Problem(MISSING_TASK, info.key, data_dir, None, str(exc), dropped=False))
+            continue
         report.merge(rep)
         out[info.key] = samples
     return out, report

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from hr_jax.eval import audio_io, results
+from hr_jax.eval.audiomarathon import OFFICIAL
 from hr_jax.eval.datasets import Sample, load_benchmark
 from hr_jax.eval.metrics import normalize_transcript
 from hr_jax.eval.prompts import build_prompt, clean_transcript, parse_answer
@@ -450,6 +451,7 @@ def run_eval(
     devices: Sequence[Any] | None = None,
     progress: bool = True,
     check_audio: bool = True,
+    selection: str = OFFICIAL,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint over a benchmark for several methods and ratios.
 
@@ -473,6 +475,7 @@ def run_eval(
         devices: devices of the mesh (default ``jax.local_devices()``).
         progress: show a tqdm bar per (task, method, ratio).
         check_audio: probe audio files while loading (duration for bucketing, early problems).
+        selection: AudioMarathon's sample selection, "official" (the official scripts') or "all".
 
     Returns:
         The run summary (also written to ``<out_dir>/run_summary.json``); its ``status`` is
@@ -487,7 +490,9 @@ def run_eval(
     pairs = plan_methods(methods, ratios)
     if not pairs:
         raise ValueError("no methods to run")
-    by_task, load_report = load_benchmark(bench, data_dir, tasks, check_audio=check_audio)
+    by_task, load_report = load_benchmark(
+        bench, data_dir, tasks, check_audio=check_audio, selection=selection
+    )
     print(load_report.summary(), file=sys.stderr)
 
     n_proc, proc = jax.process_count(), jax.process_index()
@@ -542,6 +547,8 @@ def run_eval(
                     _run_job(job, todo, len(done), ctx)
             if ctx.failures:
                 status = "incomplete"
+            if load_report.failed_tasks and status == "complete":
+                status = "incomplete"  # a task with no audio at all is an error, not a missing column
         except _Stop:
             status = "stopped"
         except KeyboardInterrupt:
@@ -566,6 +573,8 @@ def run_eval(
             "limit": limit,
             "router": router if isinstance(router, (str, type(None))) else repr(type(router)),
             "seed": seed,
+            "selection": selection,
+            "failed_tasks": list(load_report.failed_tasks),
             "status": status,
             "load": {k: v for k, v in load_report.to_dict().items() if k not in ("problems", "files")},
             "files": _summary_files(run_dir, jobs, expected),
