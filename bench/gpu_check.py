@@ -66,7 +66,8 @@ def parity(work: Path, size: str, layers: int, seconds: float) -> dict[str, Any]
     batch = make_batch(f32, [_waveform(seconds)], "What do you hear?")
     out: dict[str, Any] = {"size": size, "text_layers": f32.config.text.num_hidden_layers, "seconds": seconds}
     logits32 = _forward(f32, batch)
-    out["bf16_vs_f32"] = _rel(_forward(bf16, batch), logits32)
+    got_bf16 = _forward(bf16, batch)
+    out["bf16_vs_f32"] = _rel(got_bf16, logits32)
     impls = ("cudnn", "dense") if _backend() == "gpu" else ("blocked", "dense")
     got = {}
     for impl in impls:
@@ -84,7 +85,12 @@ def parity(work: Path, size: str, layers: int, seconds: float) -> dict[str, Any]
                   for k, v in batch.to_dict().items()}  # fmt: skip
         with torch.no_grad():
             want = ref(**inputs).logits.float().numpy()
+            ref_bf16 = ref.to(torch.bfloat16)
+            inputs["input_features"] = inputs["input_features"].to(torch.bfloat16)
+            want_bf16 = ref_bf16(**inputs).logits.float().numpy()
         out["hr_jax_f32_vs_transformers_f32"] = _rel(logits32, want)
+        out["transformers_bf16_vs_f32"] = _rel(want_bf16, want)
+        out["hr_jax_bf16_vs_transformers_bf16"] = _rel(got_bf16, want_bf16)
     return out
 
 
@@ -119,10 +125,11 @@ def report(result: dict[str, Any]) -> str:
         f"| attention {p['attention']['impls'][0]} vs {p['attention']['impls'][1]} (bf16 logits) | "
         f"{p['attention']['rel_err']:.2e} |",
     ]
-    ref = p["hr_jax_f32_vs_transformers_f32"]
-    lines.append(
-        f"| hr_jax f32 vs transformers f32 | {'torch not installed' if ref is None else f'{ref:.2e}'} |"
-    )
+    for key, what in (("hr_jax_f32_vs_transformers_f32", "hr_jax f32 vs transformers f32"),
+                      ("transformers_bf16_vs_f32", "transformers bf16 vs transformers f32"),
+                      ("hr_jax_bf16_vs_transformers_bf16", "hr_jax bf16 vs transformers bf16")):  # fmt: skip
+        value = p.get(key)
+        lines.append(f"| {what} | {'torch not installed' if value is None else f'{value:.2e}'} |")
     lines += ["", "Timing (`bench.run`):", "", t.get("table") or f"failed: {t.get('error')}"]
     return "\n".join(lines) + "\n"
 
