@@ -72,13 +72,17 @@ def test_rows_padding_and_bucketing(data_dir, tmp_path):
     summary = _run(data_dir, tmp_path / "run", calls, batch_size=3)  # 6 samples per task: 2 full batches
     assert summary["status"] == "complete"
     calls.clear()
-    summary = _run(data_dir, tmp_path / "run5", calls, batch_size=5)  # 6 samples: 5 + 1 padded to 5
+    # 6 samples per task; batch 5 is 5 + 1 padded to 5 on one device, and one batch of 6 padded to 8 on
+    # four (a call's rows are a multiple of the devices).
+    summary = _run(data_dir, tmp_path / "run5", calls, batch_size=5)
     n_dev = jax.local_device_count()
-    rows_per_call = -(-5 // n_dev) * n_dev  # a call's rows are a multiple of the devices
+    rows_per_call = -(-5 // n_dev) * n_dev
+    real = [min(rows_per_call, 6 - start) for start in range(0, 6, rows_per_call)]  # real rows per call
     assert {c["batch"] for c in calls} == {rows_per_call}
-    assert len(calls) == 2 * 2 * 3  # 2 tasks x 3 (method, ratio) x 2 batches
-    last = calls[1]["prompts"]
-    assert last[1:] == [last[0]] * (rows_per_call - 1)  # the padding repeats the last real sample
+    assert len(calls) == 2 * 3 * len(real)  # 2 tasks x 3 (method, ratio) x batches
+    last = calls[len(real) - 1]["prompts"]
+    pad = rows_per_call - real[-1]
+    assert pad > 0 and last[real[-1] :] == [last[real[-1] - 1]] * pad  # the padding repeats the last real row
     files = _rows(tmp_path / "run5")
     assert sorted(files) == sorted(
         f"{t}/{m}.jsonl"
@@ -90,7 +94,7 @@ def test_rows_padding_and_bucketing(data_dir, tmp_path):
         assert len(ids) == 6 and len(set(ids)) == 6, name  # padding never written
         durations = [r["duration_s"] for r in rows]
         assert durations == sorted(durations, reverse=True)  # length bucketing: longest first
-        assert [r["timings"]["batch_real"] for r in rows] == [5] * 5 + [1]
+        assert [r["timings"]["batch_real"] for r in rows] == [n for n in real for _ in range(n)]
     gtzan_hr = files["gtzan/headrouter_r0.5.jsonl"]
     r = gtzan_hr[0]
     assert r["reply"].startswith("The answer is ") and r["prediction"] in "ABCD"
@@ -103,7 +107,7 @@ def test_rows_padding_and_bucketing(data_dir, tmp_path):
     asr = files["librispeech/frame_r0.5.jsonl"][0]
     assert asr["reference"].startswith("HELLO WORLD NUMBER") and asr["prediction"].startswith("hello world")
     summary_file = json.loads((tmp_path / "run5" / "run_summary.json").read_text())
-    assert summary_file == summary and summary["batch_size"] == 5
+    assert summary_file == summary and summary["batch_size"] == rows_per_call
     assert all(f["done"] == f["expected"] == 6 for f in summary["files"])
 
 
