@@ -321,3 +321,23 @@ def test_a_task_with_no_audio_at_all_makes_the_run_incomplete(tmp_path):
     assert summary["status"] == "incomplete" and summary["failed_tasks"] == ["race"]
     assert summary["selection"] == "official"
     assert "slue" in summary["tasks"]
+
+
+def test_benchmark_audio_longer_than_the_feature_extractor_takes_is_cut_as_the_reference_does(tmp_path):
+    from convert.hf_to_jax import convert
+    from hr_jax.eval.runner import engine_generate_fn
+    from hr_jax.model import load
+    from hr_jax.tiny import build_tiny_checkpoint
+
+    hf = build_tiny_checkpoint(tmp_path / "hf", extra_tensors=False)
+    pre = json.loads((hf / "preprocessor_config.json").read_text())
+    (hf / "preprocessor_config.json").write_text(json.dumps(dict(pre, chunk_length=2)))  # a 2 s limit
+    model = load(convert(hf, tmp_path / "jax", dtype="float32"))
+    rng = np.random.default_rng(0)
+    long_clip = (0.1 * rng.standard_normal(int(2.5 * 16000))).astype(np.float32)
+    generate = engine_generate_fn(model)
+    kw = {"ratio": 0.0, "method": "vanilla", "router": None, "max_new_tokens": 2, "mesh": None, "seed": 0}
+    with pytest.warns(UserWarning, match="audio over 2 s cut"):
+        cut = generate([long_clip], ["hi"], **kw)
+    exact = generate([long_clip[: 2 * 16000]], ["hi"], **kw)
+    assert cut.texts == exact.texts and list(cut.num_audio) == list(exact.num_audio) == [50]
