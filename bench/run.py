@@ -11,7 +11,7 @@ For each audio length, ratio and method it measures, with warm-up, repeats, medi
   logits at the last token, KV caches built (hr_jax: `engine.prefill_embeds_core`, pruning included;
   transformers: the language model with `use_cache=True` + `lm_head` at the last position).
 - `ttft`: time to first token from the host batch: encoder + prefill + greedy token back on the host
-  (hr_jax: the public path `engine._run_prefill`; transformers: the thinker's `forward` as a user
+  (hr_jax: the public path `engine.run_prefill`; transformers: the thinker's `forward` as a user
   calls it, which computes the LM head at every position).
 - `decode`: N decode steps (one token per row each) with the KV cache (hr_jax: the compiled
   `decode_core` loop; transformers: `generate` of N+1 greedy tokens, timed from the logits
@@ -177,10 +177,10 @@ class HrJaxBench:
         import jax
         import jax.numpy as jnp
 
-        from hr_jax.engine import _pad_batch
+        from hr_jax.engine import pad_to_buckets
         from models.audio_encoder import encode_audio
 
-        padded = _pad_batch(self.model, batch)
+        padded = pad_to_buckets(self.model, batch)
         a = self.cfg.audio
         fn = jax.jit(lambda p, f, n: encode_audio(p, a, f, n)[0])
         feats = jnp.asarray(padded.input_features)
@@ -218,9 +218,9 @@ class HrJaxBench:
 
     def prefill(self, batch, ratio: float, method: str, repeats: int, warmup: int) -> dict:
 
-        from hr_jax.engine import _pad_batch, prefill_embeds_core
+        from hr_jax.engine import pad_to_buckets, prefill_embeds_core
 
-        padded = _pad_batch(self.model, batch)
+        padded = pad_to_buckets(self.model, batch)
         plan, keep = self._plan(padded, ratio, method, 0)
         h = self.embeds(padded)
         args = self._prefill_args(padded, keep)
@@ -244,12 +244,12 @@ class HrJaxBench:
         import jax
         import jax.numpy as jnp
 
-        from hr_jax.engine import _pad_batch, _selection_slots
+        from hr_jax.engine import pad_to_buckets, selection_slots
         from hr_jax.selection import SelectionInputs, select_audio
         from models.decoder import rope_tables
         from models.thinker import positions_from_mask
 
-        padded = _pad_batch(self.model, batch)
+        padded = pad_to_buckets(self.model, batch)
         plan, keep = self._plan(padded, ratio, method, 0)
         cfg, text = self.cfg, self.cfg.text
         m = plan.prune_layer
@@ -258,7 +258,7 @@ class HrJaxBench:
             valid = mask.astype(bool)
             pos = positions_from_mask(mask)
             is_audio = (ids == cfg.audio_token_id) & valid
-            audio_pos, text_pos, last_real = _selection_slots(is_audio, valid, plan)
+            audio_pos, text_pos, last_real = selection_slots(is_audio, valid, plan)
             cos, sin = rope_tables(pos, text.head_dim, text.rope_theta)
             layer = jax.tree.map(lambda w: w[m - 1], params.layers)
             kv = jnp.zeros(h.shape[:2] + (text.num_key_value_heads, text.head_dim), h.dtype)
@@ -292,12 +292,12 @@ class HrJaxBench:
         """As `generate_batch` up to its first token: the prefill allocates the decode cache."""
         import jax.numpy as jnp
 
-        from hr_jax.engine import _run_prefill
+        from hr_jax.engine import run_prefill
 
         def run(_):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                state, _, _ = _run_prefill(
+                state, _, _ = run_prefill(
                     self.model, batch, ratio, method, self.router, self.m, 0, steps + 1, None
                 )
             return np.asarray(jnp.argmax(state.logits, axis=-1))
@@ -317,14 +317,14 @@ class HrJaxBench:
     def decode(self, batch, ratio: float, method: str, steps: int, repeats: int, warmup: int) -> dict:
         import jax
 
-        from hr_jax.engine import _run_prefill, decode_core
+        from hr_jax.engine import decode_core, run_prefill
 
         max_new = steps + 1  # the first token comes from the prefill logits; `steps` forward passes follow
 
         def setup():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                state, plan, shift = _run_prefill(
+                state, plan, shift = run_prefill(
                     self.model, batch, ratio, method, self.router, self.m, 0, max_new, None
                 )
             jax.block_until_ready(state)

@@ -133,7 +133,7 @@ def _first_true(mask: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
     return jnp.where(jnp.arange(size)[None] < count[:, None], order, -1), count
 
 
-def _selection_slots(is_audio: jax.Array, valid: jax.Array, plan: Plan) -> tuple[jax.Array, ...]:
+def selection_slots(is_audio: jax.Array, valid: jax.Array, plan: Plan) -> tuple[jax.Array, ...]:
     """Where the selection step reads, from `is_audio`/`valid` `[B, L]`: the audio slots `[B, audio_cap]`
     and the probe's text slots (real tokens after the audio span) `[B, text_cap]`, both -1 past their
     count, and each row's last real slot `[B]`."""
@@ -198,7 +198,7 @@ def prefill_from_embeds(
         # Layers < M in one scan that also hands back layer M−1's input (the probe's).
         h, k_lo, v_lo, h_in = prefill_layers(h, params.layers, text, pos, valid, 0, m, return_last_input=True)
         x_probe = jax.tree.map(lambda w: w[m - 1], params.layers)
-        audio_pos, text_pos, last_real = _selection_slots(is_audio, valid, plan)
+        audio_pos, text_pos, last_real = selection_slots(is_audio, valid, plan)
         cos, sin = rope_tables(pos, text.head_dim, text.rope_theta)
         inputs = SelectionInputs(
             layer=x_probe,
@@ -400,7 +400,7 @@ def check_ratio(ratio: float) -> float:
     return ratio
 
 
-def _pad_batch(model: Model, batch: Batch) -> Batch:
+def pad_to_buckets(model: Model, batch: Batch) -> Batch:
     """Left-pads tokens to the sequence bucket and trims/pads mel frames to the frame bucket."""
     cfg = model.config
     seq = buckets.round_up(batch.input_ids.shape[1], buckets.SEQ_MULTIPLE)
@@ -505,7 +505,7 @@ def _place(arrays: Sequence[np.ndarray], mesh: Mesh | None) -> list[jax.Array]:
     return [jax.device_put(a, sharding) for a in arrays]
 
 
-def _run_prefill(
+def run_prefill(
     model: Model,
     batch: Batch,
     ratio: float,
@@ -524,7 +524,7 @@ def _run_prefill(
         method = "frame"
     router_obj, m = resolve_router(model, method, router, prune_layer, warn=ratio > 0)
     prefilter = router_obj.prefilter_for(method) if method in ROUTE_MODES else None
-    padded = _pad_batch(model, batch)
+    padded = pad_to_buckets(model, batch)
     plan, keep = make_plan(model, padded, ratio, method, m, prefilter, cache_extra)
     arrays = _place(
         [padded.input_ids, padded.attention_mask, padded.input_features, padded.feature_attention_mask, keep],
@@ -563,7 +563,7 @@ def prefill(
     seed: int = 0,
 ) -> Prefill:
     """Runs the (pruned) prefill. See `Prefill` for the outputs."""
-    state, plan, shift = _run_prefill(model, batch, ratio, method, router, prune_layer, seed, 0, None)
+    state, plan, shift = run_prefill(model, batch, ratio, method, router, prune_layer, seed, 0, None)
     kept = np.asarray(state.kept_positions)
     kept = np.where(kept >= 0, kept - shift, -1)
     routed = plan.method in ROUTE_MODES
@@ -599,7 +599,7 @@ def generate_batch(
     t0 = time.perf_counter()
     # Cache room is bucketed so that prefill compiles once for any max_new_tokens in the bucket.
     extra = buckets.round_up(max_new_tokens, buckets.DECODE_MULTIPLE)
-    state, plan, shift = _run_prefill(model, batch, ratio, method, router, prune_layer, seed, extra, mesh)
+    state, plan, shift = run_prefill(model, batch, ratio, method, router, prune_layer, seed, extra, mesh)
     padded_len = batch.input_ids.shape[1] + shift
     jax.block_until_ready(state.logits)
     t1 = time.perf_counter()

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hr_jax.batch import Batch
-from hr_jax.engine import PrefillState, _run_prefill, decode_step, decode_weights
+from hr_jax.engine import PrefillState, decode_step, decode_weights, run_prefill
 from hr_jax.model import Model
 from models.config import ThinkerConfig
 from models.params import ThinkerParams
@@ -71,7 +71,7 @@ def answer_logprob(
     """`[B]` log-likelihood of each row's reference answer (plus `<|im_end|>`) after a prefill
     pruned with `method` at `ratio`."""
     ids, mask = answer_ids(model, answers)
-    state, plan, _ = _run_prefill(model, batch, ratio, method, router, prune_layer, seed, ids.shape[1], None)
+    state, plan, _ = run_prefill(model, batch, ratio, method, router, prune_layer, seed, ids.shape[1], None)
     out = answer_logprob_core(
         model.params, model.config, state, jnp.asarray(ids), jnp.asarray(mask), prune_layer=plan.prune_layer
     )
