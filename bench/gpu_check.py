@@ -54,8 +54,8 @@ def _forward(model, batch) -> np.ndarray:
 
 
 def parity(work: Path, size: str, layers: int, seconds: float) -> dict[str, Any]:
-    from convert.hf_to_jax import convert
     from hr_jax.batch import make_batch
+    from hr_jax.checkpoint import convert
     from hr_jax.model import load
     from hr_jax.tiny import build_tiny_checkpoint, load_reference, released_config
 

@@ -31,7 +31,7 @@ RUNS = (("vanilla", 0.0), ("headrouter", 0.3), ("headrouter", 0.6), ("frame", 0.
 
 def random_checkpoint() -> Path:
     """A converted tiny random-weight checkpoint, built and converted once, then cached."""
-    from convert.hf_to_jax import convert
+    from hr_jax.checkpoint import convert
     from hr_jax.tiny import build_tiny_checkpoint
 
     out = CACHE / "demo_tiny_random"
