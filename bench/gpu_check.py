@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from hr_jax.audio import SAMPLE_RATE
+
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
@@ -39,7 +41,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def _waveform(seconds: float) -> np.ndarray:
     rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * 16000)) / 16000.0
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     x = sum(np.sin(2 * np.pi * 150.0 * (h + 1) * t) / (h + 1) for h in range(4))
     return (0.2 * x + 0.05 * rng.standard_normal(t.shape[0])).astype(np.float32)
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hr_jax.audio import SAMPLE_RATE
+
 ASSETS = Path(__file__).parent / "assets"
 SHIPPED_MODEL = ASSETS / "synth_model"
 SHIPPED_ROUTER = ASSETS / "synth_router.json"
@@ -45,7 +47,7 @@ def random_checkpoint() -> Path:
 
 def synthetic_clip(seconds: float = 12.0) -> np.ndarray:
     """Tones, a chirp and silence (used when no clip is bundled)."""
-    sr = 16000
+    sr = SAMPLE_RATE
     t = np.arange(int(seconds * sr)) / sr
     x = np.zeros_like(t)
     for start, f in ((1.0, 440.0), (4.0, 660.0), (7.5, 330.0)):
@@ -92,7 +94,7 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     else:
         wave, prompt = synthetic_clip(), args.prompt or "Describe the audio."
     router = str(SHIPPED_ROUTER) if trained and SHIPPED_ROUTER.exists() else None
-    print(f"audio: {len(wave) / 16000:.1f} s   prompt: {prompt!r}")
+    print(f"audio: {len(wave) / SAMPLE_RATE:.1f} s   prompt: {prompt!r}")
     if info.get("answer"):
         print(f"reference answer: {info['answer']!r}")
     batch = hr_jax.make_batch(model, [wave], [prompt])

@@ -26,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hr_jax import buckets
 from hr_jax.batch import AudioInput, Batch, make_batch
+from hr_jax.methods import PRUNING_METHODS
 from hr_jax.model import Model
 from hr_jax.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT
 from hr_jax.sampling import sample_tokens
@@ -45,10 +46,7 @@ from models.thinker import embed_inputs, lm_logits, positions_from_mask
 from models.thinker import forward as thinker_forward
 
 DEFAULT_PRUNE_LAYER = 2
-METHODS = (
-    *("headrouter", "hard", "no_router", "no_prefilter", "semantic", "acoustic"),  # HeadRouter, ablations
-    *("random", "frame", "fastv", "dart"),  # baselines
-)
+METHODS = PRUNING_METHODS  # every method but the unpruned one (hr_jax.methods)
 
 
 @dataclasses.dataclass(frozen=True)

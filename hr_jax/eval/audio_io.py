@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from hr_jax.audio import SAMPLE_RATE
+
 MULTI_AUDIO_GAP_S = 0.5
 SAMPLES_PER_AUDIO_TOKEN = 640  # 40 ms per audio token after conv stride 2 and pooling 2 (hop 160)
 

@@ -48,33 +48,10 @@ from hr_jax.eval.tasks import (
     resolve_task,
     task_sort_key,
 )
+from hr_jax.methods import ALL_METHODS, DISPLAY_NAMES
 
-METHOD_ORDER = (
-    "vanilla",
-    "random",
-    "fastv",
-    "dart",
-    "frame",
-    "headrouter",
-    "hard",
-    "no_router",
-    "no_prefilter",
-    "semantic",
-    "acoustic",
-)
-METHOD_NAMES = {
-    "vanilla": "Vanilla",
-    "random": "Random",
-    "fastv": "FastV",
-    "dart": "DART",
-    "frame": "Frame",
-    "headrouter": "HeadRouter",
-    "hard": "Hard Threshold",
-    "no_router": "w/o Router",
-    "no_prefilter": "w/o Downsampling",
-    "semantic": "Semantic profile",
-    "acoustic": "Acoustic profile",
-}
+METHOD_ORDER = ALL_METHODS
+METHOD_NAMES = DISPLAY_NAMES
 MMAU_LEVELS = {0.3: "Light", 0.6: "Medium", 0.9: "Extreme"}
 GROUP_NAMES = {
     "semantic": "Semantic",

@@ -52,21 +52,9 @@ from hr_jax.eval.metrics import normalize_transcript
 from hr_jax.eval.prompts import build_prompt, clean_transcript, parse_answer
 from hr_jax.eval.run_lock import RunLock
 from hr_jax.eval.tasks import normalize_benchmark
+from hr_jax.methods import ALL_METHODS, VANILLA
 
-VANILLA = "vanilla"
-METHODS = (
-    VANILLA,
-    "headrouter",
-    "random",
-    "frame",
-    "fastv",
-    "dart",
-    "hard",
-    "no_router",
-    "no_prefilter",
-    "semantic",
-    "acoustic",
-)
+METHODS = ALL_METHODS
 MAX_CONSECUTIVE_FAILURES = 3
 # The engine has no "vanilla" method name: ratio 0 is the unpruned model whatever the method,
 # so vanilla rows call it with this (router-free) method at ratio 0.

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from hr_jax.audio import SAMPLE_RATE
+
 SR = SAMPLE_RATE
 
 SOUND_EVENTS: tuple[str, ...] = ("dog bark", "siren", "door knock", "beeping", "bird chirp", "phone ring")

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-SAMPLE_RATE = 16000
+from hr_jax.audio import SAMPLE_RATE
 
 ACCENTS: tuple[str, ...] = ("en", "en-us", "en-gb-scotland", "en-029")
 MALE_VARIANTS: tuple[str, ...] = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")

@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from hr_jax.audio import SAMPLE_RATE
+
 from . import sounds
 from .speech import random_voice, speak
-
-SAMPLE_RATE = 16000
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 SPLIT_SEEDS: dict[str, int] = {"train": 1234, "dev": 5678, "test": 9012}
