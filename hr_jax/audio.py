@@ -38,6 +38,8 @@ import numpy as np
 SAMPLE_RATE = 16000
 HOP_LENGTH = 160
 N_FFT = 400
+SAMPLES_PER_AUDIO_TOKEN = 4 * HOP_LENGTH  # 40 ms: conv stride 2, then stride-2 pooling, over 10 ms frames
+TOKENS_PER_SECOND = SAMPLE_RATE // SAMPLES_PER_AUDIO_TOKEN  # 25
 PREPROCESSOR_CONFIG_FILE = "preprocessor_config.json"
 
 _MAX_CHANNELS = 8  # a 2-D array [c, n] with c <= 8 < n is read as channels-first

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hr_jax.audio import TOKENS_PER_SECOND
 from hr_jax.prompt import DEFAULT_SYSTEM_PROMPT, prompt_ids
 from models.config import num_audio_tokens
 
 if TYPE_CHECKING:
     from hr_jax.model import Model
 
-TOKENS_PER_SECOND = 25  # audio tokens per second of 16 kHz audio (hop 160, two stride-2 stages)
 
 AudioInput = str | os.PathLike | np.ndarray | tuple[np.ndarray, int]
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models.activations import activation
-from models.config import AudioConfig
+from models.config import AudioConfig, num_audio_tokens
 from models.params import AudioEncoderParams, AudioLayerParams
 
 
@@ -100,5 +100,4 @@ def encode_audio(
     h = h.reshape(bsz, h.shape[1] // 2, 2, cfg.d_model).mean(axis=2)
     h = layer_norm(h, params.ln_post_w, params.ln_post_b, cfg.layer_norm_eps)
     tokens = h @ params.proj_w + params.proj_b
-    after_conv = (num_frames - 1) // 2 + 1
-    return tokens, (after_conv - 2) // 2 + 1
+    return tokens, num_audio_tokens(num_frames)

@@ -190,7 +190,8 @@ class ThinkerConfig:
         )
 
 
-def num_audio_tokens(num_mel_frames: int) -> int:
-    """Audio tokens the encoder emits for `num_mel_frames` valid mel frames (conv stride 2, pool 2)."""
+def num_audio_tokens(num_mel_frames):
+    """Audio tokens the encoder emits for `num_mel_frames` valid mel frames (conv stride 2, pool 2): an
+    int for an int, elementwise for an integer array (the one place this rule is written)."""
     after_conv = (num_mel_frames - 1) // 2 + 1
     return (after_conv - 2) // 2 + 1

@@ -16,30 +16,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hr_jax.audio import SAMPLE_RATE
+from hr_jax.audio import SAMPLE_RATE, load_audio
 
 MULTI_AUDIO_GAP_S = 0.5
-SAMPLES_PER_AUDIO_TOKEN = 640  # 40 ms per audio token after conv stride 2 and pooling 2 (hop 160)
 
 
 def _load_one(path: str) -> np.ndarray:
-    try:
-        from hr_jax.audio import load_audio
-    except ImportError:
-        load_audio = None
-    if load_audio is not None:
-        return np.asarray(load_audio(path), dtype=np.float32)
-    import soundfile as sf
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(path)
-    try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises its own LibsndfileError (a RuntimeError)
-        raise ValueError(f"cannot decode audio file {path}: {exc}") from exc
-    if sr != SAMPLE_RATE:
-        raise ValueError(f"{path}: sample rate {sr} Hz, expected {SAMPLE_RATE} (hr_jax.audio resamples)")
-    return data.mean(axis=1).astype(np.float32)
+    """One file as 16 kHz mono float32 (`hr_jax.audio.load_audio`: resampled, channels averaged)."""
+    return np.asarray(load_audio(path), dtype=np.float32)
 
 
 def load_waveform(paths: str | Sequence[str]) -> np.ndarray:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from hr_jax.eval.audio_io import SAMPLE_RATE, SAMPLES_PER_AUDIO_TOKEN
+from hr_jax.audio import SAMPLE_RATE, SAMPLES_PER_AUDIO_TOKEN
 
 PROFILE_LABELS = ("Semantic", "Uniform", "Acoustic")
 PROFILE_COLORS = ("#4C72B0", "#BBBBBB", "#DD8452")

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from hr_jax.audio import SAMPLE_RATE
 from hr_jax.eval import audio_io, results
 from hr_jax.eval.audiomarathon import OFFICIAL
 from hr_jax.eval.datasets import Sample, load_benchmark
@@ -239,7 +240,7 @@ def engine_generate_fn(model: Any) -> GenerateFn:
         if any(np.shape(a)[-1] > limit for a in audios):
             # The official pipelines' processor cuts what it cannot take; so does the benchmark run, so
             # that its numbers compare (hr_jax.generate itself refuses such audio).
-            seconds = limit / audio_io.SAMPLE_RATE
+            seconds = limit / SAMPLE_RATE
             warnings.warn(f"audio over {seconds:.0f} s cut to the feature extractor's limit", stacklevel=2)
             audios = [a[..., :limit] for a in audios]
         batch = make_batch(model, audios, prompts)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hr_jax.eval.audio_io import SAMPLE_RATE, SAMPLES_PER_AUDIO_TOKEN
+from hr_jax.audio import SAMPLE_RATE, SAMPLES_PER_AUDIO_TOKEN
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 
