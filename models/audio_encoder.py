@@ -42,7 +42,7 @@ def conv1d_k3(x: jax.Array, w: jax.Array, b: jax.Array, stride: int) -> jax.Arra
     return sum(jnp.einsum("ntc,cd->ntd", tap, w[j]) for j, tap in enumerate(taps)) + b
 
 
-def _encoder_layer(h: jax.Array, p: AudioLayerParams, mask: jax.Array, cfg: AudioConfig) -> jax.Array:
+def encoder_layer(h: jax.Array, p: AudioLayerParams, mask: jax.Array, cfg: AudioConfig) -> jax.Array:
     """h `[N, W, d]`, mask `[N, W]` (valid frames of each window)."""
     n, w, d = h.shape
     nh, hd = cfg.encoder_attention_heads, cfg.head_dim
@@ -90,7 +90,7 @@ def encode_audio(
     attn_mask = tok_ok | ~tok_ok.any(-1, keepdims=True)
 
     def body(h: jax.Array, layer: AudioLayerParams) -> tuple[jax.Array, None]:
-        return _encoder_layer(h, layer, attn_mask, cfg), None
+        return encoder_layer(h, layer, attn_mask, cfg), None
 
     h, _ = jax.lax.scan(body, h, params.layers)
     h = h.reshape(bsz, c * cfg.n_window, cfg.d_model)
