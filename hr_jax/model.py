@@ -23,10 +23,6 @@ class LogMelExtractor:
 
     config: FeatureConfig = FeatureConfig()
 
-    @property
-    def max_seconds(self) -> float:
-        return self.config.max_seconds
-
     def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """`[B, mel, nb_max_frames]` features and `[B, nb_max_frames]` mask (see `extract_features`)."""
         return extract_features(waveforms, self.config)

@@ -103,7 +103,6 @@ class Located:
 
     source: str  # the metadata file, or the scanned folder
     audio_dir: str
-    scanned: bool
 
 
 def locate(data_dir: str, task: str) -> Located | None:
@@ -114,15 +113,13 @@ def locate(data_dir: str, task: str) -> Located | None:
         folders = (os.path.join(data_dir, layout.folder), os.path.join(data_dir, "test-clean"), data_dir)
         for folder in folders:
             if _is_scanned_folder(task, folder):
-                return Located(os.path.abspath(folder), os.path.abspath(folder), True)
+                return Located(os.path.abspath(folder), os.path.abspath(folder))
         return None
     file_name = os.path.basename(layout.metadata)
     for path in (os.path.join(data_dir, layout.metadata), os.path.join(data_dir, file_name), data_dir):
         if os.path.isfile(path) and os.path.basename(path) == file_name:
             base = os.path.dirname(os.path.abspath(path))
-            return Located(
-                os.path.abspath(path), os.path.normpath(os.path.join(base, layout.audio_base)), False
-            )
+            return Located(os.path.abspath(path), os.path.normpath(os.path.join(base, layout.audio_base)))
     return None
 
 
@@ -130,11 +127,6 @@ def _is_scanned_folder(task: str, folder: str) -> bool:
     if task == "had":
         return any(os.path.isdir(os.path.join(folder, label)) for label in ("real", "fake"))
     return bool(glob.glob(os.path.join(folder, "*", "*", "*.flac")))  # librispeech: <spk>/<chap>/<utt>
-
-
-def task_present(data_dir: str, task: str) -> bool:
-    """Whether any part of the task (its folder) is in `data_dir`, even without usable files."""
-    return locate(data_dir, task) is not None or os.path.isdir(os.path.join(data_dir, LAYOUTS[task].folder))
 
 
 def read_records(task: str, located: Located) -> list[tuple[int, dict[str, Any]]]:
