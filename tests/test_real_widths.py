@@ -1,6 +1,7 @@
 """Parity with transformers at the released Qwen2.5-Omni widths (depth cut), from files transformers wrote.
 
-The 3B test runs in CI (about a minute, ~10 GB). The 7B one needs ~16 GB and a few minutes; run it with
+The 3B test runs in CI (about a minute, ~7 GB). The 7B one (1 decoder layer) peaks at ~10 GB and takes
+about 2 minutes; run it with
 
     HR_JAX_HEAVY=1 python -m pytest tests/test_real_widths.py
 """
@@ -22,7 +23,7 @@ from hr_jax.engine import forward, generate_batch
 from hr_jax.model import load
 from hr_jax.tiny import build_tiny_checkpoint, load_reference, released_config
 
-heavy = pytest.mark.skipif(os.environ.get("HR_JAX_HEAVY") != "1", reason="set HR_JAX_HEAVY=1 (needs ~16 GB)")
+heavy = pytest.mark.skipif(os.environ.get("HR_JAX_HEAVY") != "1", reason="set HR_JAX_HEAVY=1 (2 min, 10 GB)")
 
 
 @pytest.mark.parametrize("writer", ["save_pretrained", "save_pretrained_new_names"])
