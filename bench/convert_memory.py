@@ -42,7 +42,7 @@ def _peak_rss(cmd: list[str]) -> tuple[int, str]:
 
 def _build(out: Path, overrides: dict[str, Any] | None) -> Path:
     code = (
-        "import json, sys; from hr_jax.tiny import build_tiny_checkpoint; "
+        "import json, sys; from hr_jax.testing.checkpoints import build_tiny_checkpoint; "
         "build_tiny_checkpoint(sys.argv[1], config_overrides=json.loads(sys.argv[2]), "
         "writer='save_pretrained')"
     )
@@ -65,7 +65,7 @@ def measure(hf_dir: Path, work: Path, dtype: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hr_jax.tiny import released_config
+    from hr_jax.testing.checkpoints import released_config
 
     p = argparse.ArgumentParser(prog="python -m bench.convert_memory", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="3B", choices=["3B", "7B"])

@@ -59,7 +59,7 @@ def parity(work: Path, size: str, layers: int, seconds: float) -> dict[str, Any]
     from hr_jax.batch import make_batch
     from hr_jax.checkpoint import convert
     from hr_jax.model import load
-    from hr_jax.tiny import build_tiny_checkpoint, load_reference, released_config
+    from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, released_config
 
     overrides = None if size == "tiny" else released_config(size, layers, 1)
     hf = build_tiny_checkpoint(work / "hf", config_overrides=overrides, writer="save_pretrained")

@@ -1,7 +1,7 @@
 """Named model shapes for the benchmarks (random weights; accuracy is irrelevant to timing).
 
-- `tiny`: `hr_jax.tiny.tiny_config()` (the test configuration: text hidden 64, 3 layers, audio d_model
-  32 with n_window 10). Only useful as a smoke test.
+- `tiny`: `hr_jax.testing.checkpoints.tiny_config()` (the test configuration: text hidden 64, 3 layers,
+  audio d_model 32 with n_window 10). Only useful as a smoke test.
 - `small`: a CPU-friendly thinker with the real structure: text hidden 512, 8 layers, 8 query / 2 KV
   heads of 64, SwiGLU 1536, vocab 8192; audio encoder d_model 256, 4 layers of 4 heads, ffn 1024,
   the real n_window 100 (25 audio tokens per second, like the released models).
@@ -30,7 +30,7 @@ def _special_ids(vocab: int) -> dict[str, int]:
 def preset_config(name: str) -> ThinkerConfig:
     """The `ThinkerConfig` of a preset (see the module docstring)."""
     if name == "tiny":
-        from hr_jax.tiny import tiny_config
+        from hr_jax.testing.checkpoints import tiny_config
 
         return ThinkerConfig.from_hf(tiny_config())
     if name == "small":

@@ -34,7 +34,7 @@ RUNS = (("vanilla", 0.0), ("headrouter", 0.3), ("headrouter", 0.6), ("frame", 0.
 def random_checkpoint() -> Path:
     """A converted tiny random-weight checkpoint, built and converted once, then cached."""
     from hr_jax.checkpoint import convert
-    from hr_jax.tiny import build_tiny_checkpoint
+    from hr_jax.testing.checkpoints import build_tiny_checkpoint
 
     out = CACHE / "demo_tiny_random"
     if (out / "hr_jax_config.json").exists():

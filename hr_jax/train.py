@@ -114,7 +114,7 @@ class TrainConfig:
 
     def hf_config(self) -> dict[str, Any]:
         """The Hugging Face thinker `config.json` dict of the model."""
-        from hr_jax.tiny import tiny_config
+        from hr_jax.testing.checkpoints import tiny_config
 
         return tiny_config(
             vocab_size=self.vocab_size,

@@ -22,7 +22,7 @@ TINY_CONFIGS = {
 
 def _build(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[str, str]:
     from convert.hf_to_jax import convert
-    from hr_jax.tiny import build_tiny_checkpoint
+    from hr_jax.testing.checkpoints import build_tiny_checkpoint
 
     root = tmp_path_factory.mktemp(f"tiny_{name}")
     hf = build_tiny_checkpoint(root / "hf", config_overrides=TINY_CONFIGS[name], seed=len(name))
@@ -51,7 +51,7 @@ def tiny_model(tiny_ckpt):
 
 @pytest.fixture(scope="session")
 def tiny_reference(tiny_ckpt):
-    from hr_jax.tiny import load_reference
+    from hr_jax.testing.checkpoints import load_reference
 
     return load_reference(tiny_ckpt[0])
 

@@ -12,7 +12,7 @@ import pytest
 
 from convert.hf_to_jax import ConversionError, convert, main
 from hr_jax.checkpoint import NotAConvertedCheckpoint, export_hf, hf_key_map, iter_leaves, load_params
-from hr_jax.tiny import build_tiny_checkpoint, load_reference, tiny_config
+from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, tiny_config
 from models.config import ThinkerConfig
 
 REPO = Path(__file__).resolve().parents[1]

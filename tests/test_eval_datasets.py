@@ -9,7 +9,7 @@ import pytest
 
 from hr_jax.eval import datasets as ds
 from hr_jax.eval.tasks import resolve_task
-from hr_jax.eval.testing import write_wav
+from hr_jax.testing.eval_data import write_wav
 
 
 def _mc(path: str, answer: str = "A", **extra) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from hr_jax.eval import results
 from hr_jax.eval.cli import report_main
 from hr_jax.eval.report import build_report, write_report
-from hr_jax.eval.testing import write_wav
+from hr_jax.testing.eval_data import write_wav
 
 
 def _row(i, task, method, ratio, ref, pred, **extra):

@@ -20,7 +20,7 @@ import pytest
 from hr_jax.eval import results
 from hr_jax.eval.datasets import Sample
 from hr_jax.eval.runner import bucket_order, pad_batch, plan_methods, round_batch_size, run_eval
-from hr_jax.eval.testing import fake_generate_fn, write_audiomarathon_fixture
+from hr_jax.testing.eval_data import fake_generate_fn, write_audiomarathon_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ["vanilla", "headrouter", "frame"]
@@ -245,7 +245,7 @@ FAKE_RUN = """
 import json, sys
 import jax
 from hr_jax.eval.runner import run_eval
-from hr_jax.eval.testing import fake_generate_fn
+from hr_jax.testing.eval_data import fake_generate_fn
 data, out, bs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = run_eval(None, data, "audiomarathon", None, ["vanilla", "headrouter"], [0.5], out, batch_size=bs,
              generate_fn=fake_generate_fn(use_mesh=True), progress=False)
@@ -309,7 +309,7 @@ def test_four_devices_match_one_device_tiny_model(tiny_ckpt, tmp_path):
 def test_a_task_with_no_audio_at_all_makes_the_run_incomplete(tmp_path):
     import shutil
 
-    from hr_jax.eval.testing import write_audiomarathon_release
+    from hr_jax.testing.eval_data import write_audiomarathon_release
 
     data = tmp_path / "am"
     write_audiomarathon_release(str(data))
@@ -327,7 +327,7 @@ def test_benchmark_audio_longer_than_the_feature_extractor_takes_is_cut_as_the_r
     from convert.hf_to_jax import convert
     from hr_jax.eval.runner import engine_generate_fn
     from hr_jax.model import load
-    from hr_jax.tiny import build_tiny_checkpoint
+    from hr_jax.testing.checkpoints import build_tiny_checkpoint
 
     hf = build_tiny_checkpoint(tmp_path / "hf", extra_tensors=False)
     pre = json.loads((hf / "preprocessor_config.json").read_text())

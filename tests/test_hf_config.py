@@ -16,7 +16,7 @@ from hr_jax.batch import make_batch
 from hr_jax.checkpoint import load_params
 from hr_jax.engine import forward, generate_batch, prefill
 from hr_jax.model import load
-from hr_jax.tiny import build_tiny_checkpoint, load_reference, tiny_config
+from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, tiny_config
 from models.config import ThinkerConfig, UnsupportedConfig
 
 

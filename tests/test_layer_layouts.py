@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hr_jax.tiny import tiny_config
+from hr_jax.testing.checkpoints import tiny_config
 from models.config import ThinkerConfig
 from models.decoder import (
     KVCache,

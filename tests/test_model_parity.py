@@ -10,7 +10,7 @@ from conftest import RTOL, reference_logits, rel_err, torch_batch, waveform
 from hr_jax.batch import make_batch
 from hr_jax.engine import forward, generate_batch, prefill
 from hr_jax.model import load
-from hr_jax.tiny import load_reference
+from hr_jax.testing.checkpoints import load_reference
 
 
 @pytest.mark.parametrize("seconds", [0.2, 0.57, 2.0], ids=["one_window", "partial_window", "several_windows"])

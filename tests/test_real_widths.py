@@ -21,7 +21,7 @@ from hr_jax.batch import make_batch
 from hr_jax.checkpoint import iter_leaves, load_params
 from hr_jax.engine import forward, generate_batch
 from hr_jax.model import load
-from hr_jax.tiny import build_tiny_checkpoint, load_reference, released_config
+from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, released_config
 
 heavy = pytest.mark.skipif(os.environ.get("HR_JAX_HEAVY") != "1", reason="set HR_JAX_HEAVY=1 (2 min, 10 GB)")
 

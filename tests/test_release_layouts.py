@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from hr_jax.eval import datasets as ds
-from hr_jax.eval.testing import write_audiomarathon_release, write_mmau_pro_release
+from hr_jax.testing.eval_data import write_audiomarathon_release, write_mmau_pro_release
 
 
 @pytest.fixture(scope="module")

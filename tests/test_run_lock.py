@@ -49,7 +49,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, capsys):
 
 def test_hr_jax_eval_refuses_an_out_directory_another_run_holds(tmp_path, capsys):
     from hr_jax.eval.cli import eval_main
-    from hr_jax.eval.testing import write_audiomarathon_release
+    from hr_jax.testing.eval_data import write_audiomarathon_release
 
     data = str(tmp_path / "am")
     write_audiomarathon_release(data)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hr_jax.tiny import TINY_CORPUS, TINY_VOCAB_SIZE, tiny_config
+from hr_jax.testing.checkpoints import TINY_CORPUS, TINY_VOCAB_SIZE, tiny_config
 from hr_jax.tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS, build_tokenizer, special_token_ids
 
 

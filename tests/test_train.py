@@ -38,7 +38,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """An uninterrupted 3-step run and one stopped after 2 steps then resumed."""
-    from hr_jax.tiny import TINY_CORPUS
+    from hr_jax.testing.checkpoints import TINY_CORPUS
     from hr_jax.tokenizer import build_tokenizer
 
     root = tmp_path_factory.mktemp("train")
@@ -92,7 +92,7 @@ def test_trained_export_loads_in_transformers_with_same_logits(runs, tmp_path):
 
     import hr_jax
     from convert.hf_to_jax import convert
-    from hr_jax.tiny import load_reference
+    from hr_jax.testing.checkpoints import load_reference
 
     tcfg, full, _, _ = runs
     hf = T.export_run(full, tmp_path / "hf")
@@ -123,7 +123,7 @@ def test_export_round_trip_hf_to_jax_to_hf(tiny_pair, tmp_path):
 
     import hr_jax
     from hr_jax.checkpoint import export_hf
-    from hr_jax.tiny import load_reference
+    from hr_jax.testing.checkpoints import load_reference
 
     hf_dir, jax_dir = tiny_pair
     model = hr_jax.load(jax_dir)
