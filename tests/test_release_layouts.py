@@ -158,3 +158,8 @@ def test_mmau_pro_audio_at_other_rates_and_in_stereo_loads_as_16k_mono(mmau):
     for s in (x for samples in by_task.values() for x in samples):
         wave = audio_io.load_waveform(s.audio_paths)
         assert wave.ndim == 1 and abs(wave.shape[0] - s.duration_s * 16000) <= 16 * len(s.audio_paths)
+
+
+def test_a_single_tasks_load_report_names_its_selection(release):
+    _, report = ds.load_audiomarathon(release[0], "had", selection="all")
+    assert report.selection == "all" and report.not_selected == 0

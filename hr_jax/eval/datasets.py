@@ -527,7 +527,7 @@ def load_audiomarathon(
     if bench == MMAU_PRO:
         raise ValueError("MMAU-Pro has its own format: use load_mmau_pro")
     info = resolve_task(bench, task)
-    report = LoadReport(bench)
+    report = LoadReport(bench, selection=selection)
     located = am_layout.locate(data_dir, info.key) if bench == AUDIOMARATHON else None
     if located is not None:
         records = am_layout.read_records(info.key, located)
