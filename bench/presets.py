@@ -30,9 +30,10 @@ def _special_ids(vocab: int) -> dict[str, int]:
 def preset_config(name: str) -> ThinkerConfig:
     """The `ThinkerConfig` of a preset (see the module docstring)."""
     if name == "tiny":
+        from hr_jax.checkpoint import config_from_hf
         from hr_jax.testing.checkpoints import tiny_config
 
-        return ThinkerConfig.from_hf(tiny_config())
+        return config_from_hf(tiny_config())
     if name == "small":
         vocab = 8192
         ids = _special_ids(vocab)

@@ -31,513 +31,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import os
 import platform
 import sys
 import tempfile
-import warnings
 from typing import Any
-
-import numpy as np
 
 # hr_jax and transformers share the accelerator in one process: JAX must not grab 75% of it upfront.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from bench import flops as F  # noqa: E402
+from bench.hr_jax_bench import UNPRUNED, HrJaxBench, device_peak, make_model, synth_batch  # noqa: E402
 from bench.presets import PRESETS, preset_config  # noqa: E402
-from bench.timing import load_info, measure  # noqa: E402
+from bench.timing import load_info  # noqa: E402
+from bench.torch_bench import TorchBench  # noqa: E402
 
 STAGES = ("encoder", "prefill", "ttft", "decode")
-
-
-# --------------------------------------------------------------------------------------------------
-# Inputs and models
-
-
-class _BenchTokenizer:
-    """Stands in for a tokenizer: the benchmark feeds token ids directly and never decodes text."""
-
-    pad_token_id = 0
-    eos_token_id = 1
-
-    def decode(self, ids, skip_special_tokens: bool = True) -> str:
-        return ""
-
-
-def synth_batch(cfg, seconds: float, batch: int, seed: int = 0):
-    """A `hr_jax.Batch` laid out like a chat prompt: `TEXT_BEFORE_AUDIO` text tokens, `<|audio_bos|>`,
-    one `<|AUDIO|>` per audio token, `<|audio_eos|>`, `TEXT_AFTER_AUDIO` text tokens; random ids
-    below the special tokens and random log-mel features (all rows the same length)."""
-    from hr_jax.batch import Batch
-
-    sh = F.bench_shapes(seconds)
-    rng = np.random.default_rng(seed)
-    hi = min(cfg.audio_token_id, cfg.audio_start_token_id, cfg.audio_end_token_id, cfg.text.vocab_size) - 16
-    rows = []
-    for _ in range(batch):
-        pre = rng.integers(2, hi, F.TEXT_BEFORE_AUDIO)
-        post = rng.integers(2, hi, F.TEXT_AFTER_AUDIO)
-        rows.append(
-            np.concatenate(
-                [
-                    pre,
-                    [cfg.audio_start_token_id],
-                    np.full(sh.n_audio, cfg.audio_token_id),
-                    [cfg.audio_end_token_id],
-                    post,
-                ]
-            )
-        )
-    ids = np.stack(rows).astype(np.int32)
-    feats = (0.5 * rng.standard_normal((batch, cfg.audio.num_mel_bins, sh.frames))).astype(np.float32)
-    return Batch(ids, np.ones_like(ids), feats, np.ones((batch, sh.frames), np.int32))
-
-
-def make_model(cfg, preset: str, dtype: str, seed: int = 0):
-    import jax
-
-    from hr_jax.audio import FeatureConfig
-    from hr_jax.model import LogMelExtractor, Model
-    from models.params import init_params
-
-    params = init_params(cfg, jax.random.key(seed), dtype)
-    return Model(
-        params=params,
-        config=cfg,
-        tokenizer=_BenchTokenizer(),
-        feature_extractor=LogMelExtractor(FeatureConfig(feature_size=cfg.audio.num_mel_bins)),
-        name=preset,
-        stop_ids=(),
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# hr_jax
-
-
-def _aot(fn, *args, **kw):
-    """Lowers and compiles `fn` for these arguments; returns (compiled, compile seconds, XLA bytes)."""
-    import time
-
-    t0 = time.perf_counter()
-    compiled = fn.lower(*args, **kw).compile()
-    dt = time.perf_counter() - t0
-    mem = None
-    try:
-        m = compiled.memory_analysis()
-        mem = int(
-            m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
-        )
-    except Exception:  # noqa: BLE001 - not every backend reports it
-        pass
-    return compiled, dt, mem
-
-
-def _device_peak() -> int | None:
-    import jax
-
-    try:
-        stats = jax.devices()[0].memory_stats()
-    except Exception:  # noqa: BLE001
-        return None
-    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
-
-
-class HrJaxBench:
-    def __init__(self, model, prune_layer: int):
-        import jax
-
-        from hr_jax.engine import resolve_router
-
-        self.model, self.cfg, self.m = model, model.config, prune_layer
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.router, _ = resolve_router(model, "headrouter", None, prune_layer, warn=False)
-        self.key = jax.random.key(0)
-        from models.thinker import embed_inputs
-
-        self._embed = jax.jit(embed_inputs, static_argnums=1)
-
-    # -- shared pieces
-    def _plan(self, padded, ratio: float, method: str, cache_extra: int):
-        from hr_jax.engine import make_plan
-        from hr_jax.selection import ROUTE_MODES
-
-        pf = self.router.prefilter_for(method) if method in ROUTE_MODES else None
-        return make_plan(self.model, padded, ratio, method, self.m, pf, cache_extra)
-
-    def _router_arrays(self):
-        from hr_jax.selection import RouterArrays
-
-        return RouterArrays.from_router(self.router)
-
-    def encoder(self, batch, repeats: int, warmup: int) -> dict:
-        import jax
-        import jax.numpy as jnp
-
-        from hr_jax.engine import pad_to_buckets
-        from models.audio_encoder import encode_audio
-
-        padded = pad_to_buckets(self.model, batch)
-        a = self.cfg.audio
-        fn = jax.jit(lambda p, f, n: encode_audio(p, a, f, n)[0])
-        feats = jnp.asarray(padded.input_features)
-        n = jnp.asarray(padded.feature_attention_mask.sum(1).astype(np.int32))
-        compiled, cs, mem = _aot(fn, self.model.params.audio, feats, n)
-        params = self.model.params.audio
-        res = measure(
-            lambda _: compiled(params, feats, n).block_until_ready(), repeats=repeats, warmup=warmup
-        )
-        return dict(res, compile_s=cs, xla_bytes=mem, frames_computed=int(padded.input_features.shape[2]))
-
-    def _prefill_args(self, padded, keep) -> tuple:
-        """(input_ids, attention_mask, keep_k, router, key): what follows (params, embeddings) in the
-        jitted prefill and routing steps."""
-        import jax.numpy as jnp
-
-        return (
-            jnp.asarray(padded.input_ids),
-            jnp.asarray(padded.attention_mask),
-            jnp.asarray(keep),
-            self._router_arrays(),
-            self.key,
-        )
-
-    def embeds(self, padded):
-        import jax.numpy as jnp
-
-        return self._embed(
-            self.model.params,
-            self.cfg,
-            jnp.asarray(padded.input_ids),
-            jnp.asarray(padded.input_features),
-            jnp.asarray(padded.feature_attention_mask),
-        )
-
-    def prefill(self, batch, ratio: float, method: str, repeats: int, warmup: int) -> dict:
-
-        from hr_jax.engine import pad_to_buckets, prefill_embeds_core
-
-        padded = pad_to_buckets(self.model, batch)
-        plan, keep = self._plan(padded, ratio, method, 0)
-        h = self.embeds(padded)
-        args = self._prefill_args(padded, keep)
-        params = self.model.params
-        compiled, cs, mem = _aot(prefill_embeds_core, params, self.cfg, plan, h, *args)
-        res = measure(
-            lambda _: compiled(params, h, *args).logits.block_until_ready(), repeats=repeats, warmup=warmup
-        )
-        return dict(
-            res,
-            compile_s=cs,
-            xla_bytes=mem,
-            seq_computed=int(padded.input_ids.shape[1]),
-            kept_computed=plan.keep_len,
-            plan_method=plan.method,
-        )
-
-    def routing(self, batch, ratio: float, method: str, repeats: int, warmup: int) -> dict:
-        """The selection step alone (probe + routing + pre-filter + top-k for HeadRouter methods),
-        jitted in isolation on layer M−1's input — the routing overhead."""
-        import jax
-        import jax.numpy as jnp
-
-        from hr_jax.engine import pad_to_buckets, selection_slots
-        from hr_jax.selection import SelectionInputs, select_audio
-        from models.decoder import rope_tables
-        from models.thinker import positions_from_mask
-
-        padded = pad_to_buckets(self.model, batch)
-        plan, keep = self._plan(padded, ratio, method, 0)
-        cfg, text = self.cfg, self.cfg.text
-        m = plan.prune_layer
-
-        def step(params, h, ids, mask, keep_k, router, key):
-            valid = mask.astype(bool)
-            pos = positions_from_mask(mask)
-            is_audio = (ids == cfg.audio_token_id) & valid
-            audio_pos, text_pos, last_real = selection_slots(is_audio, valid, plan)
-            cos, sin = rope_tables(pos, text.head_dim, text.rope_theta)
-            layer = jax.tree.map(lambda w: w[m - 1], params.layers)
-            kv = jnp.zeros(h.shape[:2] + (text.num_key_value_heads, text.head_dim), h.dtype)
-            inputs = SelectionInputs(
-                layer=layer,
-                h_in=h,
-                h_out=h,
-                keys_rope=kv,
-                final_norm=params.norm,
-                cos=cos,
-                sin=sin,
-                valid=valid,
-                audio_pos=audio_pos,
-                num_audio=is_audio.sum(1).astype(jnp.int32),
-                text_pos=text_pos,
-                last_real=last_real,
-                keep_k=keep_k,
-            )
-            return select_audio(inputs, text, plan, router, key)[0]
-
-        h = self.embeds(padded)
-        args = self._prefill_args(padded, keep)
-        params = self.model.params
-        compiled, cs, _ = _aot(jax.jit(step), params, h, *args)
-        res = measure(
-            lambda _: compiled(params, h, *args).block_until_ready(), repeats=repeats, warmup=warmup
-        )
-        return dict(res, compile_s=cs)
-
-    def ttft(self, batch, ratio: float, method: str, steps: int, repeats: int, warmup: int) -> dict:
-        """As `generate_batch` up to its first token: the prefill allocates the decode cache."""
-        import jax.numpy as jnp
-
-        from hr_jax.engine import run_prefill
-
-        def run(_):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                state, _, _ = run_prefill(
-                    self.model, batch, ratio, method, self.router, self.m, 0, steps + 1, None
-                )
-            return np.asarray(jnp.argmax(state.logits, axis=-1))
-
-        from hr_jax.engine import prefill_core
-
-        before = prefill_core._cache_size()
-        res = measure(run, repeats=repeats, warmup=max(warmup, 1))
-        compiled = prefill_core._cache_size() - before  # at most 1 (the warm-up); more = recompiles
-        return dict(
-            res,
-            compile_s=max(0.0, res["first_call_s"] - res["median_s"]),
-            compile_how="first call - median",
-            compiles_during_runs=max(0, compiled - 1),
-        )
-
-    def decode(self, batch, ratio: float, method: str, steps: int, repeats: int, warmup: int) -> dict:
-        import jax
-
-        from hr_jax.engine import decode_core, run_prefill
-
-        max_new = steps + 1  # the first token comes from the prefill logits; `steps` forward passes follow
-
-        def setup():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                state, plan, shift = run_prefill(
-                    self.model, batch, ratio, method, self.router, self.m, 0, max_new, None
-                )
-            jax.block_until_ready(state)
-            return state, plan, shift
-
-        state, plan, shift = setup()
-        kw = dict(
-            prune_layer=plan.prune_layer, max_new=max_new, temperature=0.0, top_p=1.0, stop_ids=(), pad_id=0
-        )
-        if "lo_len" in inspect.signature(decode_core).parameters:  # prefill lengths of the two caches
-            kw.update(lo_len=int(batch.input_ids.shape[1] + shift), up_len=int(plan.keep_len))
-        params = self.model.params
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
-            compiled, cs, mem = _aot(decode_core, params, self.cfg, state, self.key, **kw)
-
-            def run(arg):
-                tokens, count = compiled(params, arg[0], self.key)
-                return np.asarray(tokens)
-
-            res = measure(run, setup=setup, repeats=repeats, warmup=warmup)
-        return dict(
-            res,
-            compile_s=cs,
-            xla_bytes=mem,
-            steps=steps,
-            cache_lower_slots=int(state.lower.valid.shape[1]),
-            cache_upper_slots=int(state.upper.valid.shape[1]),
-        )
-
-
-# --------------------------------------------------------------------------------------------------
-# transformers
-
-
-def _torch_dtype(dtype: str):
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-
-
-def _hf_base_config(cfg) -> dict:
-    """Token ids transformers' position code reads even without images (the released ids for the real
-    vocabularies, `hr_jax.tokenizer`'s layout for the small ones)."""
-    if cfg.audio_token_id == 151646:
-        ids = {
-            "image_token_index": 151655,
-            "video_token_index": 151656,
-            "vision_start_token_id": 151652,
-            "vision_end_token_id": 151653,
-        }
-    else:
-        from hr_jax.tokenizer import special_token_ids
-
-        sp = special_token_ids(cfg.text.vocab_size)
-        ids = {
-            "image_token_index": sp["<|IMAGE|>"],
-            "video_token_index": sp["<|VIDEO|>"],
-            "vision_start_token_id": sp["<|vision_bos|>"],
-            "vision_end_token_id": sp["<|vision_eos|>"],
-        }
-    return dict(ids, position_id_per_seconds=25, seconds_per_chunk=2)
-
-
-class TorchBench:
-    def __init__(self, model, dtype: str, workdir: str):
-        import torch
-        import transformers
-        from transformers import Qwen2_5OmniThinkerForConditionalGeneration
-
-        from hr_jax.checkpoint import export_hf
-
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-
-        self.torch = torch
-        self.cuda = torch.cuda.is_available()
-        self.device = "cuda" if self.cuda else "cpu"
-        export_hf(model.params, model.config, workdir, base_config=_hf_base_config(model.config))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.model = (
-                Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
-                    workdir, dtype=_torch_dtype(dtype), attn_implementation="sdpa"
-                )
-                .to(self.device)
-                .eval()
-            )
-        self.dtype = _torch_dtype(dtype)
-
-    def _sync(self) -> None:
-        if self.cuda:
-            self.torch.cuda.synchronize()
-
-    def _inputs(self, batch) -> dict:
-        t = self.torch
-        return {
-            "input_ids": t.from_numpy(batch.input_ids.astype(np.int64)).to(self.device),
-            "attention_mask": t.from_numpy(batch.attention_mask.astype(np.int64)).to(self.device),
-            "input_features": t.from_numpy(batch.input_features).to(self.device, self.dtype),
-            "feature_attention_mask": t.from_numpy(batch.feature_attention_mask.astype(np.int64)).to(
-                self.device
-            ),
-        }
-
-    def _measure(self, run, setup=None, repeats=5, warmup=1) -> dict:
-        if self.cuda:
-            self.torch.cuda.reset_peak_memory_stats()
-        with self.torch.no_grad():
-            res = measure(run, setup=setup, repeats=repeats, warmup=warmup)
-        if self.cuda:
-            res["device_peak_bytes"] = int(self.torch.cuda.max_memory_allocated())
-        return res
-
-    def encoder(self, batch, repeats: int, warmup: int) -> dict:
-        x = self._inputs(batch)
-
-        def run(_):
-            out = self.model.get_audio_features(
-                x["input_features"], x["feature_attention_mask"]
-            ).last_hidden_state
-            self._sync()
-            return out
-
-        return self._measure(run, repeats=repeats, warmup=warmup)
-
-    def prefill(self, batch, repeats: int, warmup: int) -> dict:
-        x = self._inputs(batch)
-        inner = self.model.model
-        with self.torch.no_grad():
-            emb = inner.get_input_embeddings()(x["input_ids"])
-            audio = self.model.get_audio_features(
-                x["input_features"], x["feature_attention_mask"]
-            ).last_hidden_state
-            mask = (x["input_ids"] == self.model.config.audio_token_id).unsqueeze(-1).expand_as(emb)
-            emb = emb.masked_scatter(mask, audio.to(emb.dtype))
-            pos = inner.compute_3d_position_ids(
-                input_ids=x["input_ids"],
-                image_grid_thw=None,
-                video_grid_thw=None,
-                inputs_embeds=emb,
-                attention_mask=x["attention_mask"],
-                past_key_values=None,
-                audio_feature_lengths=x["feature_attention_mask"].sum(1),
-            )
-
-        def run(_):
-            out = inner.language_model(
-                inputs_embeds=emb,
-                attention_mask=x["attention_mask"],
-                position_ids=pos,
-                use_cache=True,
-                return_dict=True,
-            )
-            logits = self.model.lm_head(out.last_hidden_state[:, -1])
-            self._sync()
-            return logits
-
-        return self._measure(run, repeats=repeats, warmup=warmup)
-
-    def ttft(self, batch, repeats: int, warmup: int) -> dict:
-        def run(_):
-            x = self._inputs(batch)
-            out = self.model(**x, use_cache=True)
-            return out.logits[:, -1].argmax(-1).tolist()
-
-        return self._measure(run, repeats=repeats, warmup=warmup)
-
-    def decode(self, batch, steps: int, repeats: int, warmup: int) -> dict:
-        """`generate` of `steps + 1` greedy tokens; the decode time is taken between the logits
-        processor's first call (right after the prefill's forward) and its last (after the
-        `steps`-th decode forward), so it covers exactly `steps` decode steps."""
-        import time
-
-        from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
-
-        x = self._inputs(batch)
-        bench = self
-
-        class Stamp(LogitsProcessor):
-            def __init__(self):
-                self.times = []
-
-            def __call__(self, input_ids, scores):
-                bench._sync()
-                self.times.append(time.perf_counter())
-                return scores
-
-        cfg = GenerationConfig(
-            max_new_tokens=steps + 1,
-            min_new_tokens=steps + 1,
-            do_sample=False,
-            pad_token_id=0,
-            eos_token_id=None,
-            bos_token_id=None,
-        )
-        spans = []
-
-        def run(_):
-            stamp = Stamp()
-            self.model.generate(**x, generation_config=cfg, logits_processor=LogitsProcessorList([stamp]))
-            assert len(stamp.times) == steps + 1, len(stamp.times)
-            spans.append(stamp.times[-1] - stamp.times[0])
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = self._measure(run, repeats=repeats, warmup=warmup)
-        from bench.timing import summarize
-
-        res.update(summarize(spans[-repeats:]))
-        res["steps"] = steps
-        res["how"] = "generate(N+1 tokens); time from the first to the last logits-processor call"
-        return res
 
 
 # --------------------------------------------------------------------------------------------------
@@ -597,7 +107,7 @@ def _cost(
     """The useful work of a stage (unpadded shapes), from the FLOP model."""
     sh = F.bench_shapes(seconds)
     enc = F.encoder_cost(cfg.audio, sh.frames, batch, dtype_bytes)
-    probe = ratio > 0 and method not in ("none", "frame", "random")
+    probe = ratio > 0 and method not in (UNPRUNED, "frame", "random")
     kept = sh.kept(ratio) if ratio > 0 else None
     pre = F.prefill_cost(
         cfg.text,
@@ -656,7 +166,7 @@ def run_bench(a: argparse.Namespace) -> list[dict]:
             file=sys.stderr,
         )
     model = make_model(cfg, a.preset, dtype)
-    combos = [(0.0, "none")] if 0.0 in ratios else []
+    combos = [(0.0, UNPRUNED)] if 0.0 in ratios else []
     combos += [(r, m) for r in ratios if r > 0 for m in methods]
     records: list[dict] = []
     info = machine_info()
@@ -762,7 +272,7 @@ def run_bench(a: argparse.Namespace) -> list[dict]:
                     res = hb.decode(batch, r, method, a.decode_tokens, a.repeats, a.warmup)
                     emit("hr_jax", "decode", s, r, method, b, res)
         # ttft of the unpruned path and peaks on an accelerator
-        peak = _device_peak()
+        peak = device_peak()
         if peak is not None:
             for rec in records:
                 rec.setdefault("device_peak_bytes_process", peak)
@@ -780,14 +290,14 @@ def run_bench(a: argparse.Namespace) -> list[dict]:
                                 stage,
                                 s,
                                 0.0,
-                                "none",
+                                UNPRUNED,
                                 b,
                                 getattr(tb, stage)(batch, a.repeats, a.warmup),
                             )
                 for b in dec_batches if "decode" in stages else []:
                     batch = synth_batch(cfg, s, b)
                     res = tb.decode(batch, a.decode_tokens, a.repeats, a.warmup)
-                    emit("transformers", "decode", s, 0.0, "none", b, res)
+                    emit("transformers", "decode", s, 0.0, UNPRUNED, b, res)
     for rec in records:
         rec["machine"] = info
         if floor is not None:

@@ -7,9 +7,20 @@ Example::
 """
 
 from hr_jax.batch import Batch, make_batch
-from hr_jax.engine import METHODS, GenerateOutput, Prefill, forward, generate, generate_batch, prefill
+from hr_jax.engine import (
+    GenerateOutput,
+    Prefill,
+    PruningSpec,
+    SamplingSpec,
+    forward,
+    generate,
+    generate_batch,
+    generate_with,
+    prefill,
+)
 from hr_jax.model import Model, load
-from hr_jax.router import Router
+from hr_jax.pruning import PRUNING_METHODS as METHODS
+from hr_jax.pruning import Router
 
 __all__ = [
     "METHODS",
@@ -17,11 +28,14 @@ __all__ = [
     "GenerateOutput",
     "Model",
     "Prefill",
+    "PruningSpec",
     "Router",
+    "SamplingSpec",
     "calibrate",
     "forward",
     "generate",
     "generate_batch",
+    "generate_with",
     "load",
     "make_batch",
     "prefill",
@@ -29,7 +43,7 @@ __all__ = [
 
 
 def calibrate(*args, **kwargs):
-    """See `hr_jax.calibrate.calibrate`."""
-    from hr_jax.calibrate import calibrate as _calibrate
+    """See `hr_jax.pruning.calibrate.calibrate`."""
+    from hr_jax.pruning.calibrate import calibrate as _calibrate
 
     return _calibrate(*args, **kwargs)

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 
 def generate_main(argv: Sequence[str] | None = None) -> int:
     import hr_jax
+    from hr_jax.pruning.methods import ALL_METHODS
 
     ap = argparse.ArgumentParser(prog="hr-jax generate", description="Generate text from audio.")
     ap.add_argument("--ckpt", required=True, help="converted checkpoint directory")
     ap.add_argument("--audio", required=True, nargs="+", help="audio file(s)")
     ap.add_argument("--prompt", default="Describe the audio.")
     ap.add_argument("--ratio", type=float, default=0.0, help="share of audio tokens to prune, in [0, 1)")
-    ap.add_argument("--method", default="headrouter", choices=hr_jax.METHODS)
+    ap.add_argument("--method", default="headrouter", choices=ALL_METHODS)
     ap.add_argument("--router", default=None, help="router JSON from `hr-jax calibrate`")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--temperature", type=float, default=0.0)
@@ -37,7 +38,7 @@ def generate_main(argv: Sequence[str] | None = None) -> int:
 COMMANDS = {
     "demo": ("hr_jax.demo", "demo_main"),
     "generate": ("hr_jax.cli", "generate_main"),
-    "calibrate": ("hr_jax.calibrate", "calibrate_main"),
+    "calibrate": ("hr_jax.pruning.calibrate", "calibrate_main"),
     "eval": ("hr_jax.eval.cli", "eval_main"),
     "report": ("hr_jax.eval.cli", "report_main"),
 }

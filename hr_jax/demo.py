@@ -102,9 +102,8 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{'method':<11}{'ratio':>6}{'audio tok':>10}{'kept':>6}  {'prefill':>8}{'decode tok/s':>13}  "
           f"alpha(sem,uni,aco)  reply")  # fmt: skip
     for method, ratio in RUNS:
-        name = "headrouter" if method == "vanilla" else method
         for _ in range(2):  # the first call compiles prefill and decode; the second is timed
-            out = hr_jax.generate_batch(model, batch, ratio, method=name, router=router,
+            out = hr_jax.generate_batch(model, batch, ratio, method=method, router=router,
                                         max_new_tokens=args.max_new_tokens)  # fmt: skip
         n = int(out.num_generated[0])
         alpha = "" if out.alpha is None else "(" + ",".join(f"{a:.2f}" for a in out.alpha[0]) + ")"

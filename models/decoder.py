@@ -1,4 +1,4 @@
-"""Qwen2 decoder blocks: RMSNorm, RoPE, grouped-query attention with q/k/v bias, SwiGLU, KV cache.
+"""Qwen2 decoder blocks: RMSNorm, RoPE, grouped-query attention with q/k/v bias, SwiGLU.
 
 Weights are stacked on a leading `[layers]` axis. Prefill applies them with `lax.scan`; decode
 unrolls the layers over per-layer weights split off once per call (`decode_layout`). Attention
@@ -24,24 +24,11 @@ import os
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from models.activations import activation
 from models.config import TextConfig
+from models.kv_cache import KVCache
 from models.params import DecoderLayerParams
-
-
-@struct.dataclass
-class KVCache:
-    """Keys/values of a contiguous group of layers.
-
-    k, v: `[layers, B, S, Hkv, hd]` (RoPE already applied to k); valid: `[B, S]` slots holding a
-    real token. `S` is fixed at allocation; slots are written in order.
-    """
-
-    k: jax.Array
-    v: jax.Array
-    valid: jax.Array
 
 
 def rms_norm(x: jax.Array, w: jax.Array, eps: float) -> jax.Array:
@@ -237,12 +224,6 @@ def prefill_layers(
     return (h, k, v, h_last_in) if return_last_input else (h, k, v)
 
 
-def alloc_cache(k: jax.Array, v: jax.Array, valid: jax.Array, extra: int) -> KVCache:
-    """A cache holding prefill keys/values `[n, B, L, Hkv, hd]` plus `extra` free slots."""
-    pad = ((0, 0), (0, 0), (0, extra), (0, 0), (0, 0))
-    return KVCache(k=jnp.pad(k, pad), v=jnp.pad(v, pad), valid=jnp.pad(valid, ((0, 0), (0, extra))))
-
-
 DECODE_LAYOUTS = ("auto", "unrolled", "scan")
 
 
@@ -271,40 +252,37 @@ def decode_layers(
     layers: DecoderLayerParams | tuple[DecoderLayerParams, ...],
     cfg: TextConfig,
     cache: KVCache,
-    slot: jax.Array,
     cos: jax.Array,
     sin: jax.Array,
 ) -> tuple[jax.Array, KVCache]:
     """One new token per row through a group of layers: stacked weights `[n, ...]` (a `lax.scan`) or
     a tuple of per-layer weights (unrolled; see `decode_layout`).
 
-    h `[B, 1, D]`; the token's k/v are written at cache slot `slot` (a scalar, same for all rows);
-    cos/sin `[B, 1, hd]` at the token's original position.
+    h `[B, 1, D]`; the token is appended to `cache` (its k/v at slot `cache.length`); cos/sin
+    `[B, 1, hd]` at the token's original position.
     """
-    valid = jax.lax.dynamic_update_slice(cache.valid, jnp.ones((h.shape[0], 1), bool), (0, slot))
-    mask = valid[:, None, :]
+    cache, slot = cache.append()
+    mask = cache.valid[:, None, :]
 
-    def layer(h, ck, cv, p, i):
+    def layer(h: jax.Array, cache: KVCache, p: DecoderLayerParams, i: jax.Array | int):
         x = rms_norm(h, p.attn_norm, cfg.rms_norm_eps)
         q, k, v = project_qkv(x, p, cfg)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        ck = jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), (i, 0, slot, 0, 0))
-        cv = jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), (i, 0, slot, 0, 0))
-        a = attention(q, ck[i], cv[i], mask)
+        cache = cache.write(i, slot, k, v)
+        a = attention(q, cache.k[i], cache.v[i], mask)
         h = h + a.reshape(h.shape[0], 1, -1) @ p.o_w
         h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p, cfg)
-        return h, ck, cv
+        return h, cache
 
-    ck, cv = cache.k, cache.v
     if isinstance(layers, tuple):
         for i, p in enumerate(layers):
-            h, ck, cv = layer(h, ck, cv, p, i)
-        return h, KVCache(k=ck, v=cv, valid=valid)
+            h, cache = layer(h, cache, p, i)
+        return h, cache
 
-    def body(carry: tuple[jax.Array, jax.Array, jax.Array, jax.Array], p: DecoderLayerParams):
-        h, ck, cv, i = carry
-        h, ck, cv = layer(h, ck, cv, p, i)
-        return (h, ck, cv, i + 1), None
+    def body(carry: tuple[jax.Array, KVCache, jax.Array], p: DecoderLayerParams):
+        h, cache, i = carry
+        h, cache = layer(h, cache, p, i)
+        return (h, cache, i + 1), None
 
-    (h, ck, cv, _), _ = jax.lax.scan(body, (h, ck, cv, jnp.int32(0)), layers)
-    return h, KVCache(k=ck, v=cv, valid=valid)
+    (h, cache, _), _ = jax.lax.scan(body, (h, cache, jnp.int32(0)), layers)
+    return h, cache

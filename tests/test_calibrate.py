@@ -10,16 +10,16 @@ import soundfile as sf
 from conftest import waveform
 
 from hr_jax.batch import make_batch
-from hr_jax.calibrate import (
+from hr_jax.engine import forward, prefill
+from hr_jax.engine.scoring import answer_ids, answer_logprob
+from hr_jax.pruning.calibrate import (
     CalibrationSample,
     calibrate,
     calibrate_main,
     load_samples,
     plot_selectivity_heatmap,
 )
-from hr_jax.engine import forward, prefill
-from hr_jax.router import Router
-from hr_jax.scoring import answer_ids, answer_logprob
+from hr_jax.pruning.router import Router
 
 
 def test_unpruned_answer_logprob_equals_forward_on_prompt_plus_answer(tiny_model):

@@ -11,9 +11,15 @@ import numpy as np
 import pytest
 
 from convert.hf_to_jax import ConversionError, convert, main
-from hr_jax.checkpoint import NotAConvertedCheckpoint, export_hf, hf_key_map, iter_leaves, load_params
+from hr_jax.checkpoint import (
+    NotAConvertedCheckpoint,
+    config_from_hf,
+    export_hf,
+    hf_key_map,
+    iter_leaves,
+    load_params,
+)
 from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, tiny_config
-from models.config import ThinkerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,8 +75,8 @@ def test_tiny_checkpoint_layout(ckpts):
     assert (thinker / "model.safetensors").is_file() and not (
         thinker / "model.safetensors.index.json"
     ).exists()
-    c = ThinkerConfig.from_hf(json.loads((thinker / "config.json").read_text()))
-    assert ThinkerConfig.from_hf(cfg) == c
+    c = config_from_hf(json.loads((thinker / "config.json").read_text()))
+    assert config_from_hf(cfg) == c
     assert (c.audio.d_model, c.audio.n_window, c.audio.output_dim, c.text.hidden_size) == (32, 10, 64, 64)
     assert (c.text.num_attention_heads, c.text.num_key_value_heads, c.text.head_dim) == (4, 2, 16)
     assert c.text.rope_theta == 10000.0 and c.text.vocab_size == 512
@@ -78,7 +84,7 @@ def test_tiny_checkpoint_layout(ckpts):
 
 def test_convert_omni_sharded_matches_torch(converted, ref, ckpts):
     cfg, params = load_params(converted)
-    assert cfg == ThinkerConfig.from_hf(json.loads((ckpts[1] / "config.json").read_text()))
+    assert cfg == config_from_hf(json.loads((ckpts[1] / "config.json").read_text()))
     thinker_keys = {k for k in ref if not k.startswith("visual.")}
     entries = hf_key_map(cfg)
     assert {e.hf_key for e in entries} == thinker_keys  # every thinker tensor used, every leaf filled
@@ -222,7 +228,7 @@ def test_export_hf_roundtrip(converted, ref, tmp_path):
     for name, base in (("with_base", converted / "hf_config.json"), ("no_base", None)):
         out = export_hf(params, cfg, tmp_path / name, base_config=base)
         got = _ref_state(out)
-        assert ThinkerConfig.from_hf(json.loads((out / "config.json").read_text())) == cfg
+        assert config_from_hf(json.loads((out / "config.json").read_text())) == cfg
         for k, v in ref.items():
             if not k.startswith("visual."):
                 np.testing.assert_array_equal(got[k], v, err_msg=k)

@@ -19,7 +19,8 @@ import pytest
 
 from hr_jax.eval import results
 from hr_jax.eval.datasets import Sample
-from hr_jax.eval.runner import bucket_order, pad_batch, plan_methods, round_batch_size, run_eval
+from hr_jax.eval.jobs import bucket_order, pad_batch, plan_methods, round_batch_size
+from hr_jax.eval.runner import run_eval
 from hr_jax.testing.eval_data import fake_generate_fn, write_audiomarathon_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -325,7 +326,7 @@ def test_a_task_with_no_audio_at_all_makes_the_run_incomplete(tmp_path):
 
 def test_benchmark_audio_longer_than_the_feature_extractor_takes_is_cut_as_the_reference_does(tmp_path):
     from convert.hf_to_jax import convert
-    from hr_jax.eval.runner import engine_generate_fn
+    from hr_jax.eval.generate_fn import engine_generate_fn
     from hr_jax.model import load
     from hr_jax.testing.checkpoints import build_tiny_checkpoint
 

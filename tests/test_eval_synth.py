@@ -9,12 +9,14 @@ import os
 import numpy as np
 import pytest
 
+from hr_jax.engine import GenerateOutput
 from hr_jax.eval import audio_io, results
 from hr_jax.eval.cli import eval_parser, report_main
 from hr_jax.eval.datasets import load_benchmark, load_synth, parse_record
 from hr_jax.eval.prompts import build_prompt, parse_answer, record_prompt
 from hr_jax.eval.report import build_report
-from hr_jax.eval.runner import EngineResult, run_eval, score
+from hr_jax.eval.rows import score
+from hr_jax.eval.runner import run_eval
 from hr_jax.eval.tasks import (
     F1_MACRO,
     F1_WEIGHTED,
@@ -26,6 +28,7 @@ from hr_jax.eval.tasks import (
 )
 from hr_jax.synth import TASK_NAMES, TASKS, plan_example, task_file
 from hr_jax.synth.tasks import plan_to_record
+from hr_jax.training import prompt_for
 
 ORDER = ["digits", "spoken_qa", "sound_event", "scene", "melody", "gender", "sound_after_word"]
 
@@ -50,18 +53,13 @@ def test_registry_mirrors_hr_jax_synth():
 @pytest.mark.parametrize("task", ORDER)
 def test_eval_prompt_is_the_training_prompt_and_target_parses(task):
     """Records without audio: prompt as the loader builds it; the training target scores correct."""
-    try:
-        from hr_jax.train import eval_style_prompt  # the trainer's "eval" prompt style, when present
-    except ImportError:
-        eval_style_prompt = None
     for i in range(4):
         rec = plan_to_record(plan_example(task, i, "test"))
         sample = parse_record(rec)
         assert sample.benchmark == SYNTH and sample.category == TASKS[task].category
         prompt = record_prompt(rec)
         assert prompt == build_prompt(sample)
-        if eval_style_prompt is not None:
-            assert eval_style_prompt(rec) == prompt
+        assert prompt_for(rec, "eval") == prompt  # what training asks in the benchmark's style
         if task == "digits":
             assert sample.is_asr and sample.reference == rec["target"]
             assert prompt.startswith("Transcribe the audio")
@@ -140,7 +138,9 @@ def test_run_and_report_end_to_end(synth_dir, tmp_path):
         else:  # a worse model: always the first option's letter, or a wrong transcript
             texts = ["A" if "\nA. " in p else "zero" for p in prompts]
         na = np.array([len(a) // 640 for a in audios])
-        return EngineResult(texts, np.ones(b, int), na, na, None, None, None, 0.0, 0.0)
+        return GenerateOutput(
+            texts, [[]] * b, np.ones(b, int), na, na, None, None, None, np.full(b, -1), 0.0, 0.0
+        )
 
     out = str(tmp_path / "run")
     summary = run_eval(

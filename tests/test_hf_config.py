@@ -13,11 +13,10 @@ from conftest import RTOL, reference_logits, rel_err, waveform
 
 from convert.hf_to_jax import ConversionError, convert
 from hr_jax.batch import make_batch
-from hr_jax.checkpoint import load_params
+from hr_jax.checkpoint import UnsupportedConfig, config_from_hf, load_params
 from hr_jax.engine import forward, generate_batch, prefill
 from hr_jax.model import load
 from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, tiny_config
-from models.config import ThinkerConfig, UnsupportedConfig
 
 
 def _edit_config(hf_dir: Path, edit) -> Path:
@@ -107,7 +106,7 @@ def test_sliding_window_switched_off_or_wider_than_the_positions_is_full_attenti
     wide = tiny_config(
         text_config={"use_sliding_window": True, "sliding_window": 4096, "max_window_layers": 0}
     )
-    assert ThinkerConfig.from_hf(off) == ThinkerConfig.from_hf(wide) == ThinkerConfig.from_hf(tiny_config())
+    assert config_from_hf(off) == config_from_hf(wide) == config_from_hf(tiny_config())
 
 
 # ------------------------------------------------------------------ fields refused by name
@@ -132,14 +131,14 @@ def test_sliding_window_switched_off_or_wider_than_the_positions_is_full_attenti
 )  # fmt: skip
 def test_config_fields_hr_jax_does_not_implement_are_refused_by_name(overrides, match):
     with pytest.raises(UnsupportedConfig, match=match):
-        ThinkerConfig.from_hf(tiny_config(**overrides))
+        config_from_hf(tiny_config(**overrides))
 
 
 def test_rope_scaling_types_are_refused_by_name():
     cfg = tiny_config()
     cfg["text_config"]["rope_parameters"].update(rope_type="yarn", factor=4.0)
     with pytest.raises(UnsupportedConfig, match=r"rope_type='yarn'"):
-        ThinkerConfig.from_hf(cfg)
+        config_from_hf(cfg)
 
 
 def test_converter_refuses_an_unsupported_config_and_leaves_nothing(tmp_path):

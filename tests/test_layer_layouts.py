@@ -9,22 +9,22 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hr_jax.checkpoint import config_from_hf
 from hr_jax.testing.checkpoints import tiny_config
-from models.config import ThinkerConfig
 from models.decoder import (
-    KVCache,
     decode_layers,
     decode_layout,
     prefill_layers,
     rope_tables,
     unstack_layers,
 )
+from models.kv_cache import KVCache
 from models.params import init_params
 
 
 @pytest.fixture(scope="module")
 def setup():
-    cfg = ThinkerConfig.from_hf(tiny_config())
+    cfg = config_from_hf(tiny_config())
     params = init_params(cfg, jax.random.key(0), "float32")
     h = jax.random.normal(jax.random.key(1), (2, 12, cfg.text.hidden_size))
     valid = jnp.asarray(np.arange(12)[None] >= np.array([[0], [5]]))  # row 1 left-padded
@@ -62,19 +62,18 @@ def test_decode_unrolled_matches_decode_scanned(setup):
     text = cfg.text
     n = text.num_hidden_layers
     _, k, v = prefill_layers(h, params.layers, text, pos, valid)
-    extra = 3
-    pad = ((0, 0), (0, 0), (0, extra), (0, 0), (0, 0))
-    cache = KVCache(k=jnp.pad(k, pad), v=jnp.pad(v, pad), valid=jnp.pad(valid, ((0, 0), (0, extra))))
+    cache = KVCache.from_prefill(k, v, valid, free_slots=3)
+    assert int(cache.length) == 12
     x = jax.random.normal(jax.random.key(2), (2, 1, text.hidden_size))
     cos, sin = rope_tables(valid.sum(1, keepdims=True), text.head_dim, text.rope_theta)
-    slot = jnp.int32(12)
-    h_scan, c_scan = decode_layers(x, params.layers, text, cache, slot, cos, sin)
-    h_unr, c_unr = decode_layers(x, unstack_layers(params.layers, 0, n), text, cache, slot, cos, sin)
+    h_scan, c_scan = decode_layers(x, params.layers, text, cache, cos, sin)
+    h_unr, c_unr = decode_layers(x, unstack_layers(params.layers, 0, n), text, cache, cos, sin)
     np.testing.assert_allclose(h_unr, h_scan, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(c_unr.k, c_scan.k, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(c_unr.v, c_scan.v, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(c_unr.valid, c_scan.valid)
     assert bool(c_unr.valid[:, 12].all()) and not bool(c_unr.valid[:, 13:].any())
+    assert int(c_unr.length) == int(c_scan.length) == 13
 
 
 def test_decode_layout_follows_the_environment(monkeypatch):

@@ -1,4 +1,5 @@
-"""hr_jax.prune / hr_jax.router vs plain NumPy transcriptions of the paper's equations."""
+"""hr_jax.pruning (HeadRouter math, candidates, top-k, baselines, DART, router files, calibration math)
+vs plain NumPy transcriptions of the paper's equations."""
 
 from __future__ import annotations
 
@@ -11,29 +12,25 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hr_jax import prune
-from hr_jax.router import (
-    ABLATIONS,
-    Router,
-    RouterError,
-    calibrate_centers,
-    profile_from_ablation,
-)
+from hr_jax.pruning import baselines, dart, headrouter, topk
+from hr_jax.pruning.calibrate import calibrate_centers, profile_from_ablation
+from hr_jax.pruning.methods import HEADROUTER_METHODS
+from hr_jax.pruning.router import Router, RouterArrays, RouterError
 
 RNG = np.random.default_rng(0)
 
 # Jitted entry points (one compile per shape instead of eager op-by-op dispatch; keeps the file fast).
-probe_attention = jax.jit(prune.probe_attention)
-selectivity = jax.jit(prune.selectivity)
-select_topk = jax.jit(prune.select_topk, static_argnames=("k_max",))
-prefilter_candidates = jax.jit(prune.prefilter_candidates, static_argnames=("lam", "Na"))
-frame_candidates = jax.jit(prune.frame_candidates, static_argnames=("Na",))
-fastv_scores = jax.jit(prune.fastv_scores)
-random_scores = jax.jit(prune.random_scores)
-dart_select = jax.jit(prune.dart_select)
-headrouter_scores = jax.jit(prune.headrouter_scores, static_argnames=("mode",))
-route = jax.jit(prune.route)
-route_hard = jax.jit(prune.route_hard)
+probe_attention = jax.jit(headrouter.probe_attention)
+selectivity = jax.jit(headrouter.selectivity)
+select_topk = jax.jit(topk.select_topk, static_argnames=("k_max",))
+prefilter_candidates = jax.jit(topk.prefilter_candidates, static_argnames=("lam", "Na"))
+frame_candidates = jax.jit(topk.frame_candidates, static_argnames=("Na",))
+fastv_scores = jax.jit(baselines.fastv_scores)
+random_scores = jax.jit(baselines.random_scores)
+dart_select = jax.jit(dart.dart_select)
+headrouter_scores = jax.jit(headrouter.headrouter_scores, static_argnames=("mode",))
+route = jax.jit(headrouter.route)
+route_hard = jax.jit(headrouter.route_hard)
 
 
 def prefix_mask(counts, n):
@@ -166,7 +163,7 @@ def test_selectivity_spread_route_importance(probe_case):
     ref_sel = np_selectivity(p_np, n_audio)
     np.testing.assert_allclose(sel, ref_sel, rtol=1e-5, atol=1e-6)
     assert np.all(sel[2] == 1.0)  # Na_b = 1 guard
-    spr = np.asarray(prune.spread(sel))
+    spr = np.asarray(headrouter.spread(sel))
     np.testing.assert_allclose(spr, [np.sqrt(np.mean((r - r.mean()) ** 2)) for r in ref_sel], atol=1e-6)
 
     mu, sigma = np.array([0.02, 0.05, 0.09]), 0.03
@@ -175,15 +172,17 @@ def test_selectivity_spread_route_importance(probe_case):
     np.testing.assert_allclose(alpha.sum(-1), 1.0, rtol=1e-6)
 
     w_sem, w_aco = rng.random(8), rng.random(8)
-    w = prune.mix_profiles(alpha, w_sem, w_aco)
-    imp = np.asarray(prune.importance(p, w))
+    w = headrouter.mix_profiles(alpha, w_sem, w_aco)
+    imp = np.asarray(headrouter.importance(p, w))
     np.testing.assert_allclose(imp, np_importance(p_np, alpha, w_sem, w_aco), rtol=1e-5, atol=1e-7)
 
-    scores, spr2, alpha2 = headrouter_scores(
-        jnp.asarray(q), jnp.asarray(k), tm, am, w_sem, w_aco, mu, sigma, mode="soft"
+    router = RouterArrays(jnp.asarray(w_sem), jnp.asarray(w_aco), jnp.asarray(mu), jnp.asarray(sigma))
+    scores, spr2, alpha2, sel2 = headrouter_scores(
+        jnp.asarray(q), jnp.asarray(k), tm, am, router, mode="soft"
     )
     np.testing.assert_allclose(np.asarray(scores), imp, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(np.asarray(spr2), spr, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(sel2), np.asarray(sel), rtol=1e-6)
 
 
 def test_selectivity_extremes_and_garbage():
@@ -213,13 +212,13 @@ def test_route_extremes_and_hard():
 
 @pytest.mark.parametrize("mode,expect", [("uniform", 1), ("semantic", 0), ("acoustic", 2)])
 def test_routing_alpha_fixed(mode, expect):
-    a = np.asarray(prune.routing_alpha(np.array([0.1, 0.9]), np.array([0.0, 0.5, 1.0]), 0.2, mode))
+    a = np.asarray(headrouter.routing_alpha(np.array([0.1, 0.9]), np.array([0.0, 0.5, 1.0]), 0.2, mode))
     np.testing.assert_array_equal(a, np.eye(3)[[expect, expect]])
-    w = np.asarray(prune.mix_profiles(a, np.arange(4.0), np.ones(4) * 7))
+    w = np.asarray(headrouter.mix_profiles(a, np.arange(4.0), np.ones(4) * 7))
     ref = [np.arange(4.0), np.full(4, 0.25), np.full(4, 7.0)][expect]
     np.testing.assert_allclose(w, [ref, ref])
     with pytest.raises(ValueError):
-        prune.routing_alpha(np.array([0.1]), np.zeros(3), 1.0, "bogus")
+        headrouter.routing_alpha(np.array([0.1]), np.zeros(3), 1.0, "bogus")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,7 +241,7 @@ def test_prefilter_candidates(lam):
             c = min(nb, math.ceil(exact))
             if lam in (2, 1.5, 3):
                 assert c == min(nb, math.ceil(lam * kb))  # float64 semantics agree for these
-            assert c == prune.prefilter_count(nb, kb, lam)
+            assert c == topk.prefilter_count(nb, kb, lam)
             ref = sorted({(i * nb) // c for i in range(c)})
             assert len(ref) == c
         assert keep_idx(got[b]) == ref, (lam, nb, kb)
@@ -451,14 +450,13 @@ def test_no_recompile_when_counts_change():
         traces["n"] += 1
         am = jnp.arange(Na)[None] < num_audio[:, None]
         tm = jnp.arange(T)[None] < num_text[:, None]
-        scores, spr, alpha = headrouter_scores(q, ka, tm, am, w, w, jnp.array([0.0, 0.5, 1.0]), 0.3)
+        router = RouterArrays(w, w, jnp.array([0.0, 0.5, 1.0]), jnp.float32(0.3))
+        scores, spr, alpha, _ = headrouter_scores(q, ka, tm, am, router)
         cand = prefilter_candidates(num_audio, k, 2.0, Na)
         keep = select_topk(scores, cand, k, 8, valid=am)
         frame = select_topk(jnp.zeros((2, Na)), frame_candidates(num_audio, k, Na), k, 8)
         rand = select_topk(random_scores(key, am), am, k, 8, valid=am)
-        dart = prune.dart_select(
-            ka, ka[:, :T], ka.reshape(2, Na, -1), q[:, :, :2].reshape(2, T, -1), am, tm, k
-        )
+        dart = dart_select(ka, ka[:, :T], ka.reshape(2, Na, -1), q[:, :, :2].reshape(2, T, -1), am, tm, k)
         return keep, frame, rand, dart, spr, alpha
 
     key = jax.random.PRNGKey(0)
@@ -543,7 +541,14 @@ def test_router_missing_key_and_bad_file(tmp_path):
 
 
 def test_ablations():
-    assert set(ABLATIONS) == {"headrouter", "hard", "no_router", "no_prefilter", "semantic", "acoustic"}
+    assert set(HEADROUTER_METHODS) == {
+        "headrouter",
+        "hard",
+        "no_router",
+        "no_prefilter",
+        "semantic",
+        "acoustic",
+    }
     r = Router.load(make_router_dict())
     assert r.prefilter_for("headrouter") == 2.0 and r.prefilter_for("no_prefilter") is None
     assert [r.routing_for(m) for m in ("headrouter", "hard", "no_router", "semantic", "acoustic")] == [
@@ -553,9 +558,9 @@ def test_ablations():
         "semantic",
         "acoustic",
     ]
-    for a in ABLATIONS.values():
-        assert a.routing in prune.ROUTING_MODES
-    with pytest.raises(RouterError, match="unknown HeadRouter method"):
+    for name in HEADROUTER_METHODS:
+        assert r.routing_for(name) in headrouter.ROUTING_MODES
+    with pytest.raises(RouterError, match="not HeadRouter"):
         r.routing_for("fastv")
 
 

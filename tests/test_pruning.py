@@ -14,8 +14,9 @@ import torch
 from conftest import waveform
 
 from hr_jax.batch import make_batch
-from hr_jax.engine import METHODS, forward, generate_batch, prefill
-from hr_jax.router import Router
+from hr_jax.engine import forward, generate_batch, prefill
+from hr_jax.pruning import PRUNING_METHODS as METHODS
+from hr_jax.pruning.router import Router
 
 RTOL = 1e-5
 M = 2
@@ -170,7 +171,7 @@ def test_unknown_method_is_refused(tiny_model, batch):
 
 
 def test_one_compilation_per_bucket(tiny_model, router):
-    from hr_jax.engine import prefill_core
+    from hr_jax.engine.core import prefill_core
 
     first = make_batch(tiny_model, [waveform(3.0, 1), waveform(2.2, 2)], ["Question one?", "Two?"])
     prefill(tiny_model, first, 0.6, method="headrouter", router=router)

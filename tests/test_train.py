@@ -1,4 +1,4 @@
-"""Training (hr_jax.train): a tiny run learns and resumes exactly; exports load in transformers with
+"""Training (hr_jax.training): a tiny run learns and resumes exactly; exports load in transformers with
 the same logits as hr_jax (HF -> hr_jax -> HF round trip)."""
 
 from __future__ import annotations
@@ -10,16 +10,19 @@ import jax
 import numpy as np
 import pytest
 
-from hr_jax import train as T
+from hr_jax import training as T
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 
 
 def tiny_train_config(**kw) -> T.TrainConfig:
+    model = T.demo_model(
+        text=dict(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=8),
+        audio=dict(d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, n_window=100),
+    )  # fmt: skip
     base = dict(
-        vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, audio_d_model=16, audio_layers=1, audio_heads=2, audio_ffn=32,
-        n_window=100, steps=3, batch_size=2, group=1, lr=1e-2, warmup_steps=1, save_every=2,
+        model=model, steps=3, batch_size=2, group=1, lr=1e-2, warmup_steps=1, save_every=2,
         min_seconds=3.5, max_seconds=3.5, tasks=("sound_event",),
     )  # fmt: skip
     base.update(kw)
@@ -104,7 +107,7 @@ def test_trained_export_loads_in_transformers_with_same_logits(runs, tmp_path):
     from hr_jax.synth import make_example
 
     wave, rec = make_example("sound_event", 0, "test", None, 3.5, 3.5)
-    batch = hr_jax.make_batch(model, [wave], [T.record_prompt(rec, "eval")])
+    batch = hr_jax.make_batch(model, [wave], [T.prompt_for(rec, "eval")])
     ours = hr_jax.forward(model, batch)
     ref = load_reference(hf)
     with torch.no_grad():

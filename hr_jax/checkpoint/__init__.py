@@ -1,16 +1,21 @@
 """Checkpoints, in one place: the Hugging Face key map, import from and export to the Hugging Face
 layout, and hr_jax's own orbax format.
 
+- `hf_config`: the Hugging Face `config.json` both ways (`config_from_hf`, `hf_config_dict`);
 - `keymap`: `HF_KEY_MAP` (HF tensor name <-> parameter leaf) and the leaf helpers;
 - `hf_import`: `convert`, Hugging Face safetensors -> hr_jax checkpoint (the CLI is `convert.hf_to_jax`);
 - `hf_export`: `export_hf`, hr_jax parameters -> a thinker checkpoint transformers loads;
 - `store`: `save_leaves` / `save_params` / `load_params` / `load_config` of hr_jax checkpoints.
-
-The Hugging Face config is read by `models.config.ThinkerConfig.from_hf` and written by
-`hf_export.hf_config_dict`.
 """
 
-from hr_jax.checkpoint.hf_export import default_mrope_section, export_hf, hf_config_dict
+from hr_jax.checkpoint.hf_config import (
+    UnsupportedConfig,
+    check_hf,
+    config_from_hf,
+    default_mrope_section,
+    hf_config_dict,
+)
+from hr_jax.checkpoint.hf_export import export_hf
 from hr_jax.checkpoint.hf_import import DTYPES, ConversionError, convert
 from hr_jax.checkpoint.keymap import (
     HF_KEY_MAP,
@@ -36,8 +41,31 @@ from hr_jax.checkpoint.store import (
 )
 
 __all__ = [
-    "CONFIG_FILE", "DTYPES", "FORMAT", "FORMAT_V1", "HF_CONFIG_FILE", "HF_KEY_MAP", "PARAMS_DIR",
-    "ConversionError", "KeyEntry", "NotAConvertedCheckpoint", "convert", "default_mrope_section",
-    "export_hf", "from_hf_layout", "hf_config_dict", "hf_key_map", "iter_leaves", "leaf_shapes",
-    "load_config", "load_params", "params_from_leaves", "save_leaves", "save_params", "to_hf_layout",
-]  # fmt: skip
+    "CONFIG_FILE",
+    "ConversionError",
+    "DTYPES",
+    "FORMAT",
+    "FORMAT_V1",
+    "HF_CONFIG_FILE",
+    "HF_KEY_MAP",
+    "KeyEntry",
+    "NotAConvertedCheckpoint",
+    "PARAMS_DIR",
+    "UnsupportedConfig",
+    "check_hf",
+    "config_from_hf",
+    "convert",
+    "default_mrope_section",
+    "export_hf",
+    "from_hf_layout",
+    "hf_config_dict",
+    "hf_key_map",
+    "iter_leaves",
+    "leaf_shapes",
+    "load_config",
+    "load_params",
+    "params_from_leaves",
+    "save_leaves",
+    "save_params",
+    "to_hf_layout",
+]

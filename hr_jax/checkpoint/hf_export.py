@@ -10,73 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hr_jax.checkpoint.hf_config import hf_config_dict
 from hr_jax.checkpoint.keymap import hf_key_map, iter_leaves, to_hf_layout
 from models.config import ThinkerConfig
 from models.params import ThinkerParams
-
-# --------------------------------------------------------------------------------------------------
-# export to Hugging Face
-
-
-def default_mrope_section(head_dim: int) -> list[int]:
-    """(temporal, height, width) split of the head_dim/2 rotary frequencies, [16, 24, 24] for 128."""
-    half = head_dim // 2
-    t = half // 4
-    h = (half - t) // 2
-    return [t, h, half - t - h]
-
-
-_PLACEHOLDER_VISION = {
-    # hr_jax has no vision tower; a tiny placeholder keeps transformers from allocating the default
-    # ~670M-parameter random one when it loads an exported thinker.
-    "depth": 1, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2, "fullatt_block_indexes": [0],
-    "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-}  # fmt: skip
-
-
-def hf_config_dict(cfg: ThinkerConfig, base: dict[str, Any] | None = None, dtype: str = "float32") -> dict:
-    """A thinker-only HF `config.json` for `cfg`, starting from `base` (HF thinker or full-Omni config)."""
-    base = json.loads(json.dumps(base or {}))
-    base = base.get("thinker_config", base)
-    a, t = cfg.audio, cfg.text
-    audio = base.setdefault("audio_config", {})
-    audio.update(
-        num_mel_bins=a.num_mel_bins, d_model=a.d_model, encoder_layers=a.encoder_layers,
-        encoder_attention_heads=a.encoder_attention_heads, encoder_ffn_dim=a.encoder_ffn_dim,
-        n_window=a.n_window, output_dim=a.output_dim, max_source_positions=a.max_source_positions,
-    )  # fmt: skip
-    audio.setdefault("model_type", "qwen2_5_omni_audio_encoder")
-    text = base.setdefault("text_config", {})
-    text.update(
-        vocab_size=t.vocab_size, hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
-        num_hidden_layers=t.num_hidden_layers, num_attention_heads=t.num_attention_heads,
-        num_key_value_heads=t.num_key_value_heads, head_dim=t.head_dim, rms_norm_eps=t.rms_norm_eps,
-        max_position_embeddings=t.max_position_embeddings, tie_word_embeddings=t.tie_word_embeddings,
-    )  # fmt: skip
-    text.setdefault("model_type", "qwen2_5_omni_text")
-    text.setdefault("hidden_act", "silu")
-    text.setdefault("use_sliding_window", False)
-    text.pop("layer_types", None)
-    if isinstance(text.get("rope_parameters"), dict):
-        text["rope_parameters"]["rope_theta"] = t.rope_theta
-    else:  # the released checkpoints' (legacy) spelling, read by every transformers version
-        half, sec = t.head_dim // 2, default_mrope_section(t.head_dim)
-        text["rope_theta"] = t.rope_theta
-        text.setdefault("rope_scaling", {"mrope_section": sec, "rope_type": "default", "type": "default"})
-        if text["rope_scaling"].get("mrope_section") and sum(text["rope_scaling"]["mrope_section"]) != half:
-            text["rope_scaling"]["mrope_section"] = sec
-    base.setdefault("vision_config", dict(_PLACEHOLDER_VISION, out_hidden_size=t.hidden_size))
-    base.update(
-        architectures=["Qwen2_5OmniThinkerForConditionalGeneration"],
-        model_type="qwen2_5_omni_thinker",
-        audio_token_index=cfg.audio_token_id,
-        audio_start_token_id=cfg.audio_start_token_id,
-        audio_end_token_id=cfg.audio_end_token_id,
-        tie_word_embeddings=t.tie_word_embeddings,
-        torch_dtype=dtype,
-    )
-    base.pop("dtype", None)
-    return base
 
 
 def export_hf(

@@ -32,6 +32,7 @@ import ml_dtypes
 import numpy as np
 
 from hr_jax.audio import FeatureConfig
+from hr_jax.checkpoint.hf_config import config_from_hf
 from hr_jax.checkpoint.keymap import KeyEntry, hf_key_map, leaf_shapes, to_hf_layout
 from hr_jax.checkpoint.store import HF_CONFIG_FILE, save_leaves
 from models.config import ThinkerConfig
@@ -273,7 +274,7 @@ def convert(
         if not config_file.is_file():
             raise ConversionError(f"{config_file} not found: not a Hugging Face checkpoint directory")
         hf_config = json.loads(config_file.read_text())
-        cfg = ThinkerConfig.from_hf(hf_config)
+        cfg = config_from_hf(hf_config)
         feature_config = FeatureConfig.from_dir(hf_dir)  # refuses a preprocessor config we cannot follow
         if feature_config is not None and feature_config.feature_size != cfg.audio.num_mel_bins:
             raise ConversionError(

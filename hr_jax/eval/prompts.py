@@ -36,11 +36,17 @@ def format_options(choices: Sequence[str]) -> str:
     return "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
 
 
+def instruction(question: str, choices: Sequence[str]) -> str:
+    """The user-turn instruction (the one place it is written): the ASR prompt when there are no
+    choices, else the instruction, the question, the lettered options and the answer format."""
+    if not choices:
+        return ASR_PROMPT
+    return f"{MC_INSTRUCTION}\n{question}\n{format_options(choices)}\n{MC_SUFFIX}"
+
+
 def build_prompt(sample: Sample) -> str:
     """The user-turn instruction for `sample`."""
-    if sample.is_asr:
-        return ASR_PROMPT
-    return f"{MC_INSTRUCTION}\n{sample.question}\n{format_options(sample.choices)}\n{MC_SUFFIX}"
+    return instruction(sample.question, () if sample.is_asr else sample.choices)
 
 
 def record_prompt(record: Mapping[str, Any], benchmark: str = SYNTH, task: str | None = None) -> str:

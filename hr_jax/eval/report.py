@@ -48,7 +48,7 @@ from hr_jax.eval.tasks import (
     resolve_task,
     task_sort_key,
 )
-from hr_jax.methods import ALL_METHODS, DISPLAY_NAMES
+from hr_jax.pruning.methods import ALL_METHODS, DISPLAY_NAMES
 
 METHOD_ORDER = ALL_METHODS
 METHOD_NAMES = DISPLAY_NAMES

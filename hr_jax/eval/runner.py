@@ -28,6 +28,8 @@ How a run proceeds (``run_eval``):
    content changes).
 
 Vanilla (unpruned) is the method "vanilla" at ratio 0; any method at ratio 0 is vanilla.
+Planning lives in :mod:`hr_jax.eval.jobs`, the rows in :mod:`hr_jax.eval.rows` and the engine
+adapter in :mod:`hr_jax.eval.generate_fn`.
 """
 
 from __future__ import annotations
@@ -35,348 +37,33 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
-import math
 import os
 import sys
-import warnings
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from hr_jax.audio import SAMPLE_RATE
 from hr_jax.eval import audio_io, results
 from hr_jax.eval.audiomarathon import OFFICIAL
 from hr_jax.eval.datasets import Sample, load_benchmark
-from hr_jax.eval.metrics import normalize_transcript
-from hr_jax.eval.prompts import build_prompt, clean_transcript, parse_answer
+from hr_jax.eval.generate_fn import GenerateFn, engine_generate_fn
+from hr_jax.eval.jobs import (
+    Job,
+    batch_seed,
+    bucket_order,
+    make_mesh,
+    maybe_initialize_distributed,
+    pad_batch,
+    plan_methods,
+    round_batch_size,
+)
+from hr_jax.eval.prompts import build_prompt
+from hr_jax.eval.rows import error_row, result_row
 from hr_jax.eval.run_lock import RunLock
 from hr_jax.eval.tasks import normalize_benchmark
-from hr_jax.methods import ALL_METHODS, VANILLA
 
-METHODS = ALL_METHODS
 MAX_CONSECUTIVE_FAILURES = 3
-# The engine has no "vanilla" method name: ratio 0 is the unpruned model whatever the method,
-# so vanilla rows call it with this (router-free) method at ratio 0.
-ENGINE_VANILLA_METHOD = "frame"
-
-GenerateFn = Callable[..., Any]
-"""``fn(audios, prompts, *, ratio, method, router, max_new_tokens, mesh, seed) -> out``.
-
-`audios` is a list of 1-D float32 16 kHz arrays, `prompts` a list of str, both of the padded
-batch size. `out` has the attributes of ``hr_jax.generate_batch``'s result (texts,
-num_generated, num_audio, kept_audio, kept_positions, alpha, spread, prefill_s, decode_s) and
-optionally ``audio_start`` ([B], index in the row's input_ids of its first audio token), which
-maps kept_positions to audio-token indices for the kept-token plots.
-"""
-
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """One result file's worth of work."""
-
-    task: str
-    method: str
-    ratio: float
-    path: str
-    max_new_tokens: int
-
-
-@dataclasses.dataclass(frozen=True)
-class EngineResult:
-    """``hr_jax.generate_batch``'s output plus each row's first audio-token index."""
-
-    texts: list[str]
-    num_generated: Any
-    num_audio: Any
-    kept_audio: Any
-    kept_positions: Any
-    alpha: Any
-    spread: Any
-    prefill_s: float
-    decode_s: float
-    audio_start: Any = None
-
-
-# ----------------------------------------------------------------------------- planning
-
-
-def plan_methods(methods: Iterable[str], ratios: Iterable[float]) -> list[tuple[str, float]]:
-    """(method, ratio) pairs to run, in order, vanilla once; any method at ratio 0 is vanilla."""
-    ratios = [float(r) for r in ratios]
-    pairs: list[tuple[str, float]] = []
-    for m in methods:
-        m = m.strip().lower().replace("-", "_")
-        if not m:
-            continue
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
-        if m == VANILLA:
-            pairs.append((VANILLA, 0.0))
-            continue
-        for r in ratios:
-            if not 0.0 <= r < 1.0:
-                raise ValueError(f"pruning ratio must be in [0, 1), got {r}")
-            pairs.append((VANILLA, 0.0) if r == 0.0 else (m, r))
-    return list(dict.fromkeys(pairs))
-
-
-def round_batch_size(batch_size: int, num_devices: int) -> int:
-    """`batch_size` rounded up to a multiple of `num_devices` (at least one row per device)."""
-    if batch_size < 1 or num_devices < 1:
-        raise ValueError(f"batch size and device count must be positive ({batch_size}, {num_devices})")
-    return int(math.ceil(batch_size / num_devices) * num_devices)
-
-
-def bucket_order(samples: Sequence[Sample]) -> list[Sample]:
-    """Samples sorted longest audio first (ties by id), for length-homogeneous batches."""
-    return sorted(samples, key=lambda s: (-(s.duration_s or 0.0), s.id))
-
-
-def pad_batch(items: Sequence[Any], batch_size: int) -> list[Any]:
-    """`items` padded to `batch_size` by repeating the last one."""
-    if not items:
-        raise ValueError("cannot pad an empty batch")
-    return list(items) + [items[-1]] * (batch_size - len(items))
-
-
-def batch_seed(seed: int, ids: Sequence[str]) -> int:
-    """A per-batch seed that depends only on the base seed and the batch's sample ids."""
-    return (seed + zlib.crc32("\n".join(ids).encode("utf-8"))) % (2**31 - 1)
-
-
-# ----------------------------------------------------------------------------- devices
-
-
-def maybe_initialize_distributed() -> bool:
-    """Call ``jax.distributed.initialize()`` when launched multi-host; True if it was called.
-
-    Triggered by ``JAX_COORDINATOR_ADDRESS`` (with ``JAX_NUM_PROCESSES`` and
-    ``JAX_PROCESS_ID``) or by ``HR_JAX_DISTRIBUTED=1`` (cluster auto-detection). Must run before
-    anything else touches JAX's backends.
-    """
-    if not (os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("HR_JAX_DISTRIBUTED") == "1"):
-        return False
-    import jax
-
-    try:
-        jax.distributed.initialize()
-    except RuntimeError as exc:  # already initialised, or backends already started
-        print(f"[hr_jax.eval] jax.distributed.initialize() skipped: {exc}", file=sys.stderr)
-        return False
-    return True
-
-
-def make_mesh(devices: Sequence[Any] | None = None):
-    """A 1-D ``jax.sharding.Mesh`` named ``"data"`` over `devices` (default: all local devices)."""
-    import jax
-    from jax.sharding import Mesh
-
-    devs = list(devices) if devices is not None else list(jax.local_devices())
-    return Mesh(np.array(devs), ("data",))
-
-
-# ----------------------------------------------------------------------------- the engine
-
-
-def _field(batch: Any, name: str) -> Any:
-    if isinstance(batch, dict):
-        return batch.get(name)
-    return getattr(batch, name, None)
-
-
-def _audio_token_id(model: Any) -> int | None:
-    cfg = getattr(model, "config", None)
-    for name in ("audio_token_id", "audio_token_index"):
-        value = getattr(cfg, name, None)
-        if value is not None:
-            return int(value)
-    return None
-
-
-def audio_starts(input_ids: Any, audio_token_id: int | None) -> np.ndarray | None:
-    """Per row, the index of the first audio token in `input_ids` (-1 if none)."""
-    if input_ids is None or audio_token_id is None:
-        return None
-    ids = np.asarray(input_ids)
-    if ids.ndim != 2:
-        return None
-    is_audio = ids == audio_token_id
-    return np.where(is_audio.any(axis=1), is_audio.argmax(axis=1), -1)
-
-
-def engine_generate_fn(model: Any) -> GenerateFn:
-    """A :data:`GenerateFn` running ``hr_jax.make_batch`` + ``hr_jax.generate_batch`` on `model`.
-
-    With a multi-device mesh, the model's parameters are replicated over the mesh once (the
-    batch is sharded along ``"data"`` by the engine), so every device holds a full copy.
-    """
-    import hr_jax
-
-    make_batch = getattr(hr_jax, "make_batch", None)
-    generate_batch = getattr(hr_jax, "generate_batch", None)
-    if make_batch is None:  # before the package re-exports them
-        from hr_jax.batch import make_batch
-    if generate_batch is None:
-        from hr_jax.engine import generate_batch
-    token_id = _audio_token_id(model)
-    placed: dict[int, Any] = {}
-
-    def on_mesh(mesh) -> Any:
-        """The model replicated on every device of the mesh (once per mesh), for data parallelism."""
-        if mesh is None or mesh.devices.size == 1:
-            return model
-        if id(mesh) not in placed:
-            import jax
-            from jax.sharding import NamedSharding, PartitionSpec
-
-            placed[id(mesh)] = jax.device_put(model, NamedSharding(mesh, PartitionSpec()))
-        return placed[id(mesh)]
-
-    limit = model.feature_extractor.config.n_samples
-
-    def generate(audios, prompts, *, ratio, method, router, max_new_tokens, mesh, seed):
-        if any(np.shape(a)[-1] > limit for a in audios):
-            # The official pipelines' processor cuts what it cannot take; so does the benchmark run, so
-            # that its numbers compare (hr_jax.generate itself refuses such audio).
-            seconds = limit / SAMPLE_RATE
-            warnings.warn(f"audio over {seconds:.0f} s cut to the feature extractor's limit", stacklevel=2)
-            audios = [a[..., :limit] for a in audios]
-        batch = make_batch(model, audios, prompts)
-        out = generate_batch(
-            on_mesh(mesh),
-            batch,
-            ratio,
-            method=ENGINE_VANILLA_METHOD if method == VANILLA else method,
-            router=router,
-            max_new_tokens=max_new_tokens,
-            mesh=mesh,
-            seed=seed,
-        )
-        return EngineResult(
-            texts=list(out.texts),
-            num_generated=out.num_generated,
-            num_audio=out.num_audio,
-            kept_audio=out.kept_audio,
-            kept_positions=getattr(out, "kept_positions", None),
-            alpha=getattr(out, "alpha", None),
-            spread=getattr(out, "spread", None),
-            prefill_s=float(out.prefill_s),
-            decode_s=float(out.decode_s),
-            audio_start=audio_starts(_field(batch, "input_ids"), token_id),
-        )
-
-    return generate
-
-
-def kept_audio_mask(out: Any, row: int, num_audio: int) -> np.ndarray | None:
-    """Boolean mask over the row's audio tokens of those kept, from kept_positions and audio_start."""
-    kept = getattr(out, "kept_positions", None)
-    starts = getattr(out, "audio_start", None)
-    if kept is None or starts is None or num_audio <= 0:
-        return None
-    start = int(np.asarray(starts)[row])
-    if start < 0:
-        return None
-    pos = np.asarray(kept)[row]
-    idx = pos[(pos >= start) & (pos < start + num_audio)] - start
-    mask = np.zeros(num_audio, dtype=bool)
-    mask[idx] = True
-    return mask
-
-
-# ----------------------------------------------------------------------------- scoring
-
-
-def score(sample: Sample, reply: str) -> tuple[str | None, bool]:
-    """(prediction, correct): the parsed letter, or the cleaned transcript for ASR."""
-    if sample.is_asr:
-        hyp = clean_transcript(reply)
-        return hyp, normalize_transcript(hyp) == normalize_transcript(sample.reference or "")
-    pred = parse_answer(reply, sample.choices)
-    return pred, pred is not None and pred == sample.answer
-
-
-def _base_row(sample: Sample, method: str, ratio: float, prompt: str) -> dict[str, Any]:
-    return {
-        "id": sample.id,
-        "task": sample.task,
-        "category": sample.category,
-        "method": method,
-        "ratio": ratio,
-        "audio_paths": list(sample.audio_paths),
-        "duration_s": None if sample.duration_s is None else round(sample.duration_s, 3),
-        "prompt": prompt,
-    }
-
-
-def _opt_list(value: Any, row: int, ndigits: int = 6) -> Any:
-    if value is None:
-        return None
-    arr = np.asarray(value)[row]
-    if arr.ndim == 0:
-        return round(float(arr), ndigits)
-    return [round(float(v), ndigits) for v in arr]
-
-
-def result_row(
-    sample: Sample,
-    method: str,
-    ratio: float,
-    prompt: str,
-    out: Any,
-    row: int,
-    batch_rows: int,
-    batch_real: int,
-) -> dict[str, Any]:
-    """The JSONL row for `sample`, which was row `row` of the engine output `out`."""
-    reply = out.texts[row]
-    pred, correct = score(sample, reply)
-    num_audio = int(np.asarray(out.num_audio)[row])
-    mask = kept_audio_mask(out, row, num_audio) if ratio > 0 else None
-    return {
-        **_base_row(sample, method, ratio, prompt),
-        "reply": reply,
-        "prediction": pred,
-        "reference": sample.reference if sample.is_asr else sample.answer,
-        "correct": bool(correct),
-        "num_audio": num_audio,
-        "kept_audio": int(np.asarray(out.kept_audio)[row]),
-        "kept_mask": None if mask is None else results.encode_mask(mask),
-        "alpha": _opt_list(out.alpha, row),
-        "spread": _opt_list(out.spread, row),
-        "num_generated": int(np.asarray(out.num_generated)[row]),
-        "timings": {
-            "batch_prefill_s": round(float(out.prefill_s), 6),
-            "batch_decode_s": round(float(out.decode_s), 6),
-            "batch_rows": batch_rows,
-            "batch_real": batch_real,
-        },
-        "error": None,
-    }
-
-
-def error_row(sample: Sample, method: str, ratio: float, prompt: str, error: str) -> dict[str, Any]:
-    """The JSONL row of a sample that could not be run (e.g. unreadable audio)."""
-    return {
-        **_base_row(sample, method, ratio, prompt),
-        "reply": None,
-        "prediction": None,
-        "reference": sample.reference if sample.is_asr else sample.answer,
-        "correct": False,
-        "num_audio": None,
-        "kept_audio": None,
-        "kept_mask": None,
-        "alpha": None,
-        "spread": None,
-        "num_generated": 0,
-        "timings": None,
-        "error": error,
-    }
-
-
-# ----------------------------------------------------------------------------- the run
 
 
 class _Stop(Exception):
@@ -512,11 +199,8 @@ def run_eval(
         if generate_fn is None:
             model = ckpt_or_model
             if isinstance(model, (str, os.PathLike)):
-                import hr_jax
+                from hr_jax.model import load
 
-                load = getattr(hr_jax, "load", None)
-                if load is None:  # before the package re-exports it
-                    from hr_jax.model import load
                 model = load(os.fspath(model))
             generate_fn = engine_generate_fn(model)
 

@@ -10,7 +10,6 @@ mistake in the runner changes the results.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from hr_jax.audio import SAMPLE_RATE, SAMPLES_PER_AUDIO_TOKEN
+from hr_jax.engine import GenerateOutput
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 
@@ -264,22 +264,6 @@ def write_mmau_pro_fixture(root: str, per_category: int = 3, seed: int = 0) -> s
     return root
 
 
-@dataclasses.dataclass(frozen=True)
-class FakeOutput:
-    """What :func:`fake_generate_fn` returns (the fields of ``hr_jax.generate_batch``'s output)."""
-
-    texts: list[str]
-    num_generated: np.ndarray
-    num_audio: np.ndarray
-    kept_audio: np.ndarray
-    kept_positions: np.ndarray
-    alpha: np.ndarray | None
-    spread: np.ndarray | None
-    prefill_s: float
-    decode_s: float
-    audio_start: np.ndarray
-
-
 FAKE_PREFIX = 5  # fake text tokens before the audio span
 
 
@@ -334,17 +318,18 @@ def fake_generate_fn(calls: list[dict[str, Any]] | None = None, use_mesh: bool =
             alpha[i] = np.exp(logits) / np.exp(logits).sum()
             spread[i] = e
         routed = method in ("headrouter", "hard", "no_prefilter")
-        return FakeOutput(
+        return GenerateOutput(
             texts=texts,
+            token_ids=[[] for _ in texts],
             num_generated=np.array([len(t.split()) + 1 for t in texts]),
             num_audio=num_audio,
             kept_audio=kept_audio,
             kept_positions=kept_positions,
             alpha=alpha if routed else None,
             spread=spread if routed else None,
+            audio_start=np.full(b, FAKE_PREFIX),
             prefill_s=0.01 * b,
             decode_s=0.02 * b,
-            audio_start=np.full(b, FAKE_PREFIX),
         )
 
     return generate

@@ -10,39 +10,30 @@ import jax.numpy as jnp
 import numpy as np
 
 from hr_jax.batch import Batch
-from hr_jax.engine import PrefillState, decode_step, decode_weights, run_prefill
+from hr_jax.engine.api import run_prefill
+from hr_jax.engine.core import PrefillState, decode_step, decode_weights
+from hr_jax.engine.planning import PruningSpec
 from hr_jax.model import Model
 from models.config import ThinkerConfig
 from models.params import ThinkerParams
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "prune_layer"))
+@functools.partial(jax.jit, static_argnames=("cfg",))
 def answer_logprob_core(
-    params: ThinkerParams,
-    cfg: ThinkerConfig,
-    state: PrefillState,
-    answer: jax.Array,
-    answer_mask: jax.Array,
-    *,
-    prune_layer: int,
+    params: ThinkerParams, cfg: ThinkerConfig, state: PrefillState, answer: jax.Array, answer_mask: jax.Array
 ) -> jax.Array:
     """Sum of log p(answer[t] | prompt, answer[:t]) over valid t. answer/answer_mask `[B, A]`;
     the caches must have `A` free slots. Returns `[B]` float32."""
-    steps = answer.shape[1]
-    lo_off = state.lower.valid.shape[1] - steps
-    up_off = state.upper.valid.shape[1] - steps
-    weights = decode_weights(params, cfg, prune_layer)
+    weights = decode_weights(params, cfg, state.cache.prune_layer)
 
     def body(carry, t):
-        logits, lower, upper = carry
+        logits, cache = carry
         tok = answer[:, t]
         logp = jax.nn.log_softmax(logits, axis=-1)[jnp.arange(tok.shape[0]), tok]
-        logits, lower, upper = decode_step(
-            params, cfg, prune_layer, state.next_pos + t, tok, lower, upper, lo_off + t, up_off + t, weights
-        )
-        return (logits, lower, upper), jnp.where(answer_mask[:, t], logp, 0.0)
+        logits, cache = decode_step(params, cfg, tok, state.next_pos + t, cache, weights)
+        return (logits, cache), jnp.where(answer_mask[:, t], logp, 0.0)
 
-    _, logps = jax.lax.scan(body, (state.logits, state.lower, state.upper), jnp.arange(steps))
+    _, logps = jax.lax.scan(body, (state.logits, state.cache), jnp.arange(answer.shape[1]))
     return logps.sum(0)
 
 
@@ -71,8 +62,6 @@ def answer_logprob(
     """`[B]` log-likelihood of each row's reference answer (plus `<|im_end|>`) after a prefill
     pruned with `method` at `ratio`."""
     ids, mask = answer_ids(model, answers)
-    state, plan, _ = run_prefill(model, batch, ratio, method, router, prune_layer, seed, ids.shape[1], None)
-    out = answer_logprob_core(
-        model.params, model.config, state, jnp.asarray(ids), jnp.asarray(mask), prune_layer=plan.prune_layer
-    )
-    return np.asarray(out)
+    spec = PruningSpec(ratio, method, router, prune_layer, seed)
+    state, p = run_prefill(model, batch, spec, cache_extra=ids.shape[1])
+    return np.asarray(answer_logprob_core(p.params, model.config, state, jnp.asarray(ids), jnp.asarray(mask)))

@@ -1,4 +1,4 @@
-"""HeadRouter router files, routing ablations and the calibration math (pure Python / NumPy).
+"""HeadRouter router files: the calibrated numbers a HeadRouter prefill reads.
 
 A router file is JSON with exactly these keys (the fields of ``Router``)::
 
@@ -8,7 +8,8 @@ A router file is JSON with exactly these keys (the fields of ``Router``)::
      "sigma": 0.02, "prefilter": 2.0}
 
 ``prefilter`` is the frame pre-filter factor lambda; ``null`` (or ``Infinity`` on input) disables it.
-The array math that consumes a router lives in ``hr_jax.prune``.
+``RouterArrays`` hands the numbers to the jitted prefill as traced arrays (``hr_jax.pruning.headrouter``
+holds the math that reads them; ``hr_jax.pruning.calibrate`` computes them).
 """
 
 from __future__ import annotations
@@ -19,59 +20,20 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from types import MappingProxyType
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import struct
+
+from hr_jax.pruning.methods import is_routed, method
 
 CATEGORIES = ("semantic", "uniform", "acoustic")  # profile order everywhere (alpha, mu)
-CALIBRATION_CATEGORIES = ("semantic", "acoustic", "mixed")  # labels of calibration samples; mixed -> uniform
-SIGMA_FLOOR_ABS = 1e-6
-SIGMA_FLOOR_REL = 0.1  # fraction of |mu_aco - mu_sem|
 
 
 class RouterError(ValueError):
     """A router file or router value is invalid."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Ablations
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Ablation:
-    """How a method name modifies HeadRouter.
-
-    routing: the ``prune.routing_alpha`` mode -- ``soft`` (Eq. 13), ``hard`` (one-hot argmax of the same
-      Gaussian logits), or one fixed profile (``uniform``, ``semantic``, ``acoustic``).
-    prefilter: whether the frame pre-filter runs (False means lambda = inf).
-    """
-
-    routing: str
-    prefilter: bool
-
-
-ABLATIONS: Mapping[str, Ablation] = MappingProxyType(
-    {
-        "headrouter": Ablation("soft", True),
-        "hard": Ablation("hard", True),
-        "no_router": Ablation("uniform", True),  # uniform head weights, pre-filter and no-RoPE probe kept
-        "no_prefilter": Ablation("soft", False),
-        "semantic": Ablation("semantic", True),
-        "acoustic": Ablation("acoustic", True),
-    }
-)
-
-
-def ablation(method: str) -> Ablation:
-    """The ``Ablation`` of a HeadRouter method name, with a clear error for unknown names."""
-    try:
-        return ABLATIONS[method]
-    except KeyError:
-        raise RouterError(
-            f"unknown HeadRouter method {method!r}; expected one of {sorted(ABLATIONS)}"
-        ) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -262,91 +224,42 @@ class Router:
         w = (1.0 / num_heads,) * num_heads if isinstance(num_heads, int) and num_heads > 0 else ()
         return cls(model, prune_layer, num_heads, w, w, Centers(0.0, 0.5, 1.0), 1.0, prefilter)
 
-    # ---- accessors for prune.py ----
+    # ---- what a HeadRouter method reads ----
 
     @property
     def mu_array(self) -> tuple[float, float, float]:
-        """Centres in profile order (semantic, uniform, acoustic), for ``prune.route``."""
+        """Centres in profile order (semantic, uniform, acoustic), for ``headrouter.route``."""
         return self.mu.as_tuple()
 
-    def prefilter_for(self, method: str) -> float | None:
+    def prefilter_for(self, name: str) -> float | None:
         """lambda for a HeadRouter method name (None = no pre-filter)."""
-        return self.prefilter if ablation(method).prefilter else None
+        return self.prefilter if _headrouter_method(name).prefilter else None
 
-    def routing_for(self, method: str) -> str:
-        """``prune.routing_alpha`` mode for a HeadRouter method name."""
-        return ablation(method).routing
-
-
-# --------------------------------------------------------------------------------------------------
-# Calibration math
-# --------------------------------------------------------------------------------------------------
+    def routing_for(self, name: str) -> str:
+        """``headrouter.routing_alpha`` mode for a HeadRouter method name."""
+        return _headrouter_method(name).routing or ""
 
 
-def calibrate_centers(spreads_by_category: Mapping[str, Any]) -> tuple[dict[str, float], float]:
-    """Profile centres and bandwidth from labelled spreads (SPEC "Calibration").
+def _headrouter_method(name: str):
+    if not is_routed(name):
+        raise RouterError(f"{name!r} is not HeadRouter or one of its ablations")
+    return method(name)
 
-    Args:
-      spreads_by_category: ``{"semantic": [...], "acoustic": [...], "mixed": [...]}`` selectivity spreads
-        of calibration samples; semantic and acoustic must be non-empty, mixed may be absent or empty.
 
-    Returns:
-      ``(mu, sigma)``: ``mu = {"semantic", "uniform", "acoustic"}`` with ``mu_c`` the mean spread of
-      category c (``uniform`` from ``mixed``; the midpoint of ``mu_sem`` and ``mu_aco`` when there are no
-      mixed samples), and ``sigma`` the pooled within-category std
-      ``sqrt(sum_c sum_i (s_i - mu_c)^2 / (N - C))`` over the C non-empty categories (N samples).
+@struct.dataclass
+class RouterArrays:
+    """A router's numbers as traced arrays, so a new router file does not recompile."""
 
-    Floor (documented choice): ``sigma >= max(1e-6, 0.1 * |mu_aco - mu_sem|)``. It applies when the
-    pooled std is undefined (one sample per category, N = C), zero (identical spreads) or tiny, so the
-    Gaussian kernels never collapse into a numerically hard, noise-driven switch.
-    """
-    if not isinstance(spreads_by_category, Mapping):
-        raise RouterError("spreads_by_category must be a mapping of category -> list of spreads")
-    unknown = sorted(str(key) for key in spreads_by_category if key not in CALIBRATION_CATEGORIES)
-    if unknown:
-        raise RouterError(
-            f"unknown calibration categories {unknown}; expected {list(CALIBRATION_CATEGORIES)}"
+    w_sem: jax.Array  # [H]
+    w_aco: jax.Array  # [H]
+    mu: jax.Array  # [3] semantic, uniform, acoustic
+    sigma: jax.Array  # []
+
+    @classmethod
+    def from_router(cls, r: Router) -> RouterArrays:
+        return cls(
+            w_sem=jnp.asarray(r.w_sem, jnp.float32),
+            w_aco=jnp.asarray(r.w_aco, jnp.float32),
+            mu=jnp.asarray(r.mu_array, jnp.float32),
+            sigma=jnp.asarray(r.sigma, jnp.float32),
         )
-    groups: dict[str, np.ndarray] = {}
-    for cat in CALIBRATION_CATEGORIES:
-        vals = np.asarray(spreads_by_category.get(cat, []) or [], dtype=np.float64).reshape(-1)
-        if not np.all(np.isfinite(vals)):
-            raise RouterError(f"non-finite spread in category {cat!r}")
-        groups[cat] = vals
-    for cat in ("semantic", "acoustic"):
-        if groups[cat].size == 0:
-            raise RouterError(f"calibration needs at least one {cat} sample")
-    mu_sem = float(groups["semantic"].mean())
-    mu_aco = float(groups["acoustic"].mean())
-    mixed = groups["mixed"]
-    mu_uni = float(mixed.mean()) if mixed.size else 0.5 * (mu_sem + mu_aco)
-    used = [g for g in groups.values() if g.size]
-    n_total = sum(g.size for g in used)
-    dof = n_total - len(used)
-    ss = sum(float(np.sum((g - g.mean()) ** 2)) for g in used)
-    pooled = math.sqrt(ss / dof) if dof > 0 else 0.0
-    floor = max(SIGMA_FLOOR_ABS, SIGMA_FLOOR_REL * abs(mu_aco - mu_sem))
-    return {"semantic": mu_sem, "uniform": mu_uni, "acoustic": mu_aco}, max(pooled, floor)
-
-
-def profile_from_ablation(delta_ll: Any) -> np.ndarray:
-    """Head-weight profile from per-head ablation scores (SPEC "Calibration").
-
-    Args:
-      delta_ll: ``[H]`` per-head log-likelihood gains (pruning with head h alone, relative to unpruned,
-        averaged over a category's samples).
-
-    Returns:
-      ``[H]`` float64 ``max(delta, 0) / sum(max(delta, 0))``. If no head has a positive gain the profile
-      is uniform ``1/H`` (no head is evidently better than the others).
-    """
-    d = np.asarray(delta_ll, dtype=np.float64)
-    if d.ndim != 1 or d.size == 0:
-        raise RouterError(f"delta_ll must be a non-empty 1-D array, got shape {d.shape}")
-    if not np.all(np.isfinite(d)):
-        raise RouterError("delta_ll contains non-finite values")
-    pos = np.maximum(d, 0.0)
-    total = pos.sum()
-    if total <= 0:
-        return np.full(d.shape, 1.0 / d.size)
-    return pos / total

@@ -1,0 +1,245 @@
+"""hr_jax's side of the benchmark: each stage jitted and compiled ahead of time, timed on the same
+inputs as transformers' side (`bench.torch_bench`)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bench import flops as F
+from bench.timing import measure
+from hr_jax.audio import FeatureConfig
+from hr_jax.batch import Batch
+from hr_jax.engine import PruningSpec, prepare, run_prefill
+from hr_jax.engine.core import decode_core, prefill_core, prefill_embeds_core
+from hr_jax.engine.planning import pad_to_buckets, resolve_router
+from hr_jax.model import LogMelExtractor, Model
+from hr_jax.pruning import VANILLA, LayerView, select_tokens
+from models.audio_encoder import encode_audio
+from models.params import init_params
+from models.thinker import embed_inputs, positions_from_mask
+
+UNPRUNED = "none"  # the unpruned rows' `method` in the benchmark's JSON (as since its first release)
+
+
+def engine_method(method: str) -> str:
+    """The engine's name of a benchmark method."""
+    return VANILLA if method == UNPRUNED else method
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs and models
+
+
+class _BenchTokenizer:
+    """Stands in for a tokenizer: the benchmark feeds token ids directly and never decodes text."""
+
+    pad_token_id = 0
+    eos_token_id = 1
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        return ""
+
+
+def synth_batch(cfg, seconds: float, batch: int, seed: int = 0):
+    """A `hr_jax.Batch` laid out like a chat prompt: `TEXT_BEFORE_AUDIO` text tokens, `<|audio_bos|>`,
+    one `<|AUDIO|>` per audio token, `<|audio_eos|>`, `TEXT_AFTER_AUDIO` text tokens; random ids
+    below the special tokens and random log-mel features (all rows the same length)."""
+    sh = F.bench_shapes(seconds)
+    rng = np.random.default_rng(seed)
+    hi = min(cfg.audio_token_id, cfg.audio_start_token_id, cfg.audio_end_token_id, cfg.text.vocab_size) - 16
+    rows = []
+    for _ in range(batch):
+        pre = rng.integers(2, hi, F.TEXT_BEFORE_AUDIO)
+        post = rng.integers(2, hi, F.TEXT_AFTER_AUDIO)
+        rows.append(
+            np.concatenate(
+                [
+                    pre,
+                    [cfg.audio_start_token_id],
+                    np.full(sh.n_audio, cfg.audio_token_id),
+                    [cfg.audio_end_token_id],
+                    post,
+                ]
+            )
+        )
+    ids = np.stack(rows).astype(np.int32)
+    feats = (0.5 * rng.standard_normal((batch, cfg.audio.num_mel_bins, sh.frames))).astype(np.float32)
+    return Batch(ids, np.ones_like(ids), feats, np.ones((batch, sh.frames), np.int32))
+
+
+def make_model(cfg, preset: str, dtype: str, seed: int = 0):
+    params = init_params(cfg, jax.random.key(seed), dtype)
+    return Model(
+        params=params,
+        config=cfg,
+        tokenizer=_BenchTokenizer(),
+        feature_extractor=LogMelExtractor(FeatureConfig(feature_size=cfg.audio.num_mel_bins)),
+        name=preset,
+        stop_ids=(),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# hr_jax
+
+
+def aot(fn, *args, **kw):
+    """Lowers and compiles `fn` for these arguments; returns (compiled, compile seconds, XLA bytes)."""
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args, **kw).compile()
+    dt = time.perf_counter() - t0
+    mem = None
+    try:
+        m = compiled.memory_analysis()
+        mem = int(
+            m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+        )
+    except Exception:  # noqa: BLE001 - not every backend reports it
+        pass
+    return compiled, dt, mem
+
+
+def _device_peak() -> int | None:
+    import jax
+
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # noqa: BLE001
+        return None
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def device_peak() -> int | None:
+    """Peak bytes allocated on the first device (None where the backend does not say)."""
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # noqa: BLE001
+        return None
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+class HrJaxBench:
+    def __init__(self, model: Model, prune_layer: int):
+        self.model, self.cfg, self.m = model, model.config, prune_layer
+        self.router, _ = resolve_router(
+            model, PruningSpec(method="headrouter", prune_layer=prune_layer), warn=False
+        )
+        self._embed = jax.jit(embed_inputs, static_argnums=1)
+
+    def spec(self, ratio: float, method: str) -> PruningSpec:
+        return PruningSpec(ratio, engine_method(method), self.router, self.m)
+
+    def encoder(self, batch: Batch, repeats: int, warmup: int) -> dict:
+        padded = pad_to_buckets(self.model, batch)
+        a = self.cfg.audio
+        fn = jax.jit(lambda p, f, n: encode_audio(p, a, f, n)[0])
+        feats = jnp.asarray(padded.input_features)
+        n = jnp.asarray(padded.feature_attention_mask.sum(1).astype(np.int32))
+        compiled, cs, mem = aot(fn, self.model.params.audio, feats, n)
+        params = self.model.params.audio
+        res = measure(
+            lambda _: compiled(params, feats, n).block_until_ready(), repeats=repeats, warmup=warmup
+        )
+        return dict(res, compile_s=cs, xla_bytes=mem, frames_computed=int(padded.input_features.shape[2]))
+
+    def _prepared(self, batch: Batch, ratio: float, method: str, cache_extra: int = 0):
+        """The engine's own planning of the batch, and its input embeddings (audio spliced in)."""
+        p = prepare(self.model, batch, self.spec(ratio, method), cache_extra)
+        h = self._embed(p.params, self.cfg, p.input_ids, p.input_features, p.feature_attention_mask)
+        return p, h, (p.input_ids, p.attention_mask, p.keep_k, p.router, p.key)
+
+    def prefill(self, batch: Batch, ratio: float, method: str, repeats: int, warmup: int) -> dict:
+        p, h, args = self._prepared(batch, ratio, method)
+        params = p.params
+        compiled, cs, mem = aot(prefill_embeds_core, params, self.cfg, p.plan, h, *args)
+        res = measure(
+            lambda _: compiled(params, h, *args).logits.block_until_ready(), repeats=repeats, warmup=warmup
+        )
+        sel = p.plan.selection
+        return dict(
+            res,
+            compile_s=cs,
+            xla_bytes=mem,
+            seq_computed=int(p.input_ids.shape[1]),
+            kept_computed=int(p.input_ids.shape[1]) if sel is None else sel.keep_len,
+            plan_method=UNPRUNED if sel is None else sel.method,
+        )
+
+    def routing(self, batch: Batch, ratio: float, method: str, repeats: int, warmup: int) -> dict:
+        """The selection step alone (probe + routing + pre-filter + top-k for HeadRouter methods),
+        jitted in isolation on layer M−1's input — the routing overhead."""
+        p, h, args = self._prepared(batch, ratio, method)
+        cfg, text, m, spec = self.cfg, self.cfg.text, p.plan.prune_layer, p.plan.selection
+
+        def step(params, h, ids, mask, keep_k, router, key):
+            valid = mask.astype(bool)
+            is_audio = (ids == cfg.audio_token_id) & valid
+            keys = jnp.zeros(h.shape[:2] + (text.num_key_value_heads, text.head_dim), h.dtype)
+            view = LayerView(jax.tree.map(lambda w: w[m - 1], params.layers), h, h, keys, params.norm)
+            pos = positions_from_mask(mask)
+            return select_tokens(spec, text, view, is_audio, valid, pos, keep_k, router, key).kept
+
+        params = p.params
+        compiled, cs, _ = aot(jax.jit(step), params, h, *args)
+        res = measure(
+            lambda _: compiled(params, h, *args).block_until_ready(), repeats=repeats, warmup=warmup
+        )
+        return dict(res, compile_s=cs)
+
+    def ttft(self, batch: Batch, ratio: float, method: str, steps: int, repeats: int, warmup: int) -> dict:
+        """As `generate_batch` up to its first token: the prefill allocates the decode cache."""
+        spec = self.spec(ratio, method)
+
+        def run(_):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                state, _ = run_prefill(self.model, batch, spec, steps + 1)
+            return np.asarray(jnp.argmax(state.logits, axis=-1))
+
+        before = prefill_core._cache_size()
+        res = measure(run, repeats=repeats, warmup=max(warmup, 1))
+        compiled = prefill_core._cache_size() - before  # at most 1 (the warm-up); more = recompiles
+        return dict(
+            res,
+            compile_s=max(0.0, res["first_call_s"] - res["median_s"]),
+            compile_how="first call - median",
+            compiles_during_runs=max(0, compiled - 1),
+        )
+
+    def decode(self, batch: Batch, ratio: float, method: str, steps: int, repeats: int, warmup: int) -> dict:
+        max_new = steps + 1  # the first token comes from the prefill logits; `steps` forward passes follow
+        spec = self.spec(ratio, method)
+        key = jax.random.key(0)
+
+        def setup():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                state, _ = run_prefill(self.model, batch, spec, max_new)
+            jax.block_until_ready(state)
+            return (state,)
+
+        (state,) = setup()
+        kw = dict(max_new=max_new, temperature=0.0, top_p=1.0, stop_ids=(), pad_id=0)
+        params = self.model.params
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
+            compiled, cs, mem = aot(decode_core, params, self.cfg, state, key, **kw)
+
+            def run(arg):
+                tokens, count = compiled(params, arg[0], key)
+                return np.asarray(tokens)
+
+            res = measure(run, setup=setup, repeats=repeats, warmup=warmup)
+        return dict(
+            res,
+            compile_s=cs,
+            xla_bytes=mem,
+            steps=steps,
+            cache_lower_slots=int(state.cache.lower.capacity),
+            cache_upper_slots=int(state.cache.upper.capacity),
+        )

@@ -1,0 +1,215 @@
+"""The public API: `forward`, `prefill`, `generate_batch`, `generate`, over the jitted core.
+
+The keyword arguments of the public functions are gathered once into a `PruningSpec` and a
+`SamplingSpec`; `run_prefill` and `generate_with` take the specs (the evaluation runner, calibration
+and the benchmarks call those).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from hr_jax.batch import AudioInput, Batch, make_batch
+from hr_jax.engine import buckets
+from hr_jax.engine.core import PrefillState, decode_core, forward_core, prefill_core
+from hr_jax.engine.planning import Prepared, PruningSpec, prepare
+from hr_jax.engine.sampling import SamplingSpec
+from hr_jax.model import Model
+from hr_jax.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT
+from hr_jax.pruning.methods import is_routed
+
+
+@dataclasses.dataclass(frozen=True)
+class Prefill:
+    """Host view of a prefill: logits `[B, V]` at the last real token of each row,
+    kept_positions `[B, L']` (indices into the row of `batch.input_ids`, ascending, -1 unused),
+    spread `[B]`, alpha `[B, 3]` (semantic, uniform, acoustic) and per-head selectivity `[B, Hq]`
+    for HeadRouter methods, else None; num_audio, kept_audio `[B]`."""
+
+    logits: np.ndarray
+    kept_positions: np.ndarray
+    spread: np.ndarray | None
+    alpha: np.ndarray | None
+    selectivity: np.ndarray | None
+    num_audio: np.ndarray
+    kept_audio: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateOutput:
+    """What `generate_batch` returns, per row: texts, token ids (stop token included) and their count,
+    audio tokens before/after pruning, kept_positions `[B, L']` (as `Prefill`), alpha `[B, 3]` / spread
+    `[B]` (HeadRouter methods, else None), audio_start `[B]` (index of the first audio token in the
+    row's input_ids, -1 if none); and the prefill / decode wall times in seconds."""
+
+    texts: list[str]
+    token_ids: list[list[int]]
+    num_generated: np.ndarray
+    num_audio: np.ndarray
+    kept_audio: np.ndarray
+    kept_positions: np.ndarray
+    alpha: np.ndarray | None
+    spread: np.ndarray | None
+    audio_start: np.ndarray
+    prefill_s: float
+    decode_s: float
+
+
+def forward(model: Model, batch: Batch) -> np.ndarray:
+    """Unpruned logits at every position `[B, L, V]` (float32) — for parity checks."""
+    arrays = (batch.input_ids, batch.attention_mask, batch.input_features, batch.feature_attention_mask)
+    return np.asarray(forward_core(model.params, model.config, *map(jnp.asarray, arrays)))
+
+
+def run_prefill(
+    model: Model, batch: Batch, spec: PruningSpec, cache_extra: int = 0, mesh: Mesh | None = None
+) -> tuple[PrefillState, Prepared]:
+    """The jitted prefill of `batch` under `spec`, with `cache_extra` free cache slots; returns the
+    device state and what `prepare` made of the batch."""
+    p = prepare(model, batch, spec, cache_extra, mesh)
+    state = prefill_core(
+        p.params, model.config, p.plan, p.input_ids, p.attention_mask, p.input_features,
+        p.feature_attention_mask, p.keep_k, p.router, p.key,
+    )  # fmt: skip
+    return state, p
+
+
+def _kept_positions(state: PrefillState, shift: int) -> np.ndarray:
+    kept = np.asarray(state.selection.kept)
+    return np.where(kept >= 0, kept - shift, -1)
+
+
+def prefill(
+    model: Model,
+    batch: Batch,
+    ratio: float = 0.0,
+    method: str = "headrouter",
+    router=None,
+    prune_layer: int | None = None,
+    seed: int = 0,
+) -> Prefill:
+    """Runs the (pruned) prefill. See `Prefill` for the outputs."""
+    spec = PruningSpec(ratio, method, router, prune_layer, seed)
+    state, p = run_prefill(model, batch, spec)
+    sel = state.selection
+    routed = is_routed(p.plan.method)
+    return Prefill(
+        logits=np.asarray(state.logits),
+        kept_positions=_kept_positions(state, p.shift),
+        spread=np.asarray(sel.spread) if routed else None,
+        alpha=np.asarray(sel.alpha) if routed else None,
+        selectivity=np.asarray(sel.selectivity) if routed else None,
+        num_audio=np.asarray(sel.num_audio),
+        kept_audio=np.asarray(sel.kept_audio),
+    )
+
+
+def audio_starts(input_ids: np.ndarray, audio_token_id: int) -> np.ndarray:
+    """Per row, the index of the first audio token in `input_ids [B, L]` (-1 if none)."""
+    is_audio = np.asarray(input_ids) == audio_token_id
+    return np.where(is_audio.any(axis=1), is_audio.argmax(axis=1), -1)
+
+
+def generate_with(
+    model: Model, batch: Batch, pruning: PruningSpec, sampling: SamplingSpec, mesh: Mesh | None = None
+) -> GenerateOutput:
+    """Generates for every row of `batch`; with `mesh` (axis "data") the batch is split over devices."""
+    t0 = time.perf_counter()
+    # Cache room is bucketed so that prefill compiles once for any max_new_tokens in the bucket.
+    extra = buckets.round_up(sampling.max_new_tokens, buckets.DECODE_MULTIPLE)
+    state, p = run_prefill(model, batch, pruning, extra, mesh)
+    jax.block_until_ready(state.logits)
+    t1 = time.perf_counter()
+    sel = state.selection
+    routed = is_routed(p.plan.method)
+    kept = _kept_positions(state, p.shift)
+    spread, alpha = (np.asarray(sel.spread), np.asarray(sel.alpha)) if routed else (None, None)
+    num_audio, kept_audio = np.asarray(sel.num_audio), np.asarray(sel.kept_audio)
+    with warnings.catch_warnings():
+        # CPU backends cannot donate; the cache is still consumed.
+        warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
+        tokens, count = decode_core(
+            p.params,
+            model.config,
+            state,
+            jax.random.key(sampling.seed + 1),
+            max_new=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop_ids=model.stop_token_ids,
+            pad_id=model.pad_token_id,
+        )
+    tokens, count = np.asarray(tokens), np.asarray(count)
+    t2 = time.perf_counter()
+    stops = set(model.stop_token_ids)
+    token_ids = [[int(t) for t in row[:n]] for row, n in zip(tokens, count, strict=True)]
+    texts = [
+        model.tokenizer.decode([t for t in r if t not in stops], skip_special_tokens=True) for r in token_ids
+    ]
+    return GenerateOutput(
+        texts=texts,
+        token_ids=token_ids,
+        num_generated=count,
+        num_audio=num_audio,
+        kept_audio=kept_audio,
+        kept_positions=kept,
+        alpha=alpha,
+        spread=spread,
+        audio_start=audio_starts(batch.input_ids, model.config.audio_token_id),
+        prefill_s=t1 - t0,
+        decode_s=t2 - t1,
+    )
+
+
+def generate_batch(
+    model: Model,
+    batch: Batch,
+    ratio: float = 0.0,
+    method: str = "headrouter",
+    router=None,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    prune_layer: int | None = None,
+    mesh: Mesh | None = None,
+) -> GenerateOutput:
+    """Generates for every row of `batch`; with `mesh` (axis "data") the batch is split over devices."""
+    sampling = SamplingSpec(max_new_tokens, temperature, top_p, seed)
+    return generate_with(model, batch, PruningSpec(ratio, method, router, prune_layer, seed), sampling, mesh)
+
+
+def generate(
+    model: Model,
+    audio: AudioInput | Sequence[AudioInput],
+    ratio: float = 0.0,
+    *,
+    prompt: str | Sequence[str] = DEFAULT_PROMPT,
+    method: str = "headrouter",
+    router=None,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+    prune_layer: int | None = None,
+) -> str | list[str]:
+    """Text from audio. A single audio (path, waveform, or (waveform, rate)) gives a str; a list
+    gives a list. `ratio` is the share of audio tokens pruned before layer M."""
+    pruning = PruningSpec(
+        ratio, method, router, prune_layer, seed
+    )  # bad arguments fail before any audio work
+    sampling = SamplingSpec(max_new_tokens, temperature, top_p, seed)
+    single = isinstance(audio, (str, np.ndarray, tuple)) or hasattr(audio, "__fspath__")
+    audios = [audio] if single else list(audio)
+    batch = make_batch(model, audios, prompt if isinstance(prompt, str) else list(prompt), system_prompt)
+    out = generate_with(model, batch, pruning, sampling)
+    return out.texts[0] if single else out.texts

@@ -1,0 +1,254 @@
+"""The jitted core: prefill (with the pruning step before layer M) and the decode loop, as pure
+functions of parameters and device arrays.
+
+Layers < M run over the whole sequence and fill the lower KV cache; `hr_jax.pruning.select_tokens`
+keeps the top-k audio tokens of each row (and every non-audio token, in original order, with
+original positions); layers >= M run over, and cache, only those. Decoding appends to both caches
+and never re-prunes. Compiled programs are keyed by the static `Plan` (see `hr_jax.engine.planning`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from hr_jax.engine.planning import Plan
+from hr_jax.engine.sampling import sample_tokens
+from hr_jax.pruning import LayerView, RouterArrays, Selection, select_tokens
+from hr_jax.pruning.slots import take_rows
+from models.config import ThinkerConfig
+from models.decoder import decode_layers, decode_layout, prefill_layers, rope_tables, unstack_layers
+from models.kv_cache import KVCache, PrunedKVCache
+from models.params import ThinkerParams
+from models.thinker import embed_inputs, lm_logits, positions_from_mask
+from models.thinker import forward as thinker_forward
+
+
+@struct.dataclass
+class PrefillState:
+    """Output of the jitted prefill (device arrays): logits `[B, V]` at each row's last real token,
+    the two-level KV cache, next_pos `[B]` (original position of the next token) and the selection
+    (kept positions, counts, routing)."""
+
+    logits: jax.Array
+    cache: PrunedKVCache
+    next_pos: jax.Array
+    selection: Selection
+
+
+@struct.dataclass
+class DecodeState:
+    """The decode loop's carry: step `[]`, next-token logits `[B, V]`, the caches, original positions
+    of the next token fed `[B]`, tokens so far `[B, max_new]`, rows done `[B]`, tokens per row `[B]`."""
+
+    step: jax.Array
+    logits: jax.Array
+    cache: PrunedKVCache
+    positions: jax.Array
+    tokens: jax.Array
+    done: jax.Array
+    count: jax.Array
+
+
+# ----------------------------------------------------------------------------------------------
+# Prefill
+
+
+def unpruned_selection(is_audio: jax.Array, valid: jax.Array, num_heads: int) -> Selection:
+    """The `Selection` of an unpruned prefill: every real token survives."""
+    bsz, seq = valid.shape
+    num_audio = is_audio.sum(1).astype(jnp.int32)
+    return Selection(
+        kept=jnp.where(valid, jnp.arange(seq, dtype=jnp.int32)[None], -1),
+        num_audio=num_audio,
+        kept_audio=num_audio,
+        spread=jnp.zeros((bsz,), jnp.float32),
+        alpha=jnp.zeros((bsz, 3), jnp.float32),
+        selectivity=jnp.zeros((bsz, num_heads), jnp.float32),
+    )
+
+
+def prefill_from_embeds(
+    params: ThinkerParams,
+    cfg: ThinkerConfig,
+    plan: Plan,
+    h: jax.Array,
+    input_ids: jax.Array,
+    attention_mask: jax.Array,
+    keep_k: jax.Array,
+    router: RouterArrays,
+    key: jax.Array,
+) -> PrefillState:
+    """The decoder half of `prefill_core` (everything after the audio encoder) on the input
+    embeddings `h [B, L, D]`, audio tokens already spliced in. `prefill_embeds_core` is its jitted
+    form (the benchmarks time the LLM prefill alone with it)."""
+    text = cfg.text
+    valid = attention_mask.astype(bool)
+    pos = positions_from_mask(attention_mask)
+    is_audio = (input_ids == cfg.audio_token_id) & valid
+    m = plan.prune_layer
+
+    if plan.selection is None:
+        h, k_lo, v_lo = prefill_layers(h, params.layers, text, pos, valid, 0, m)
+        selection = unpruned_selection(is_audio, valid, text.num_attention_heads)
+        up_pos, up_valid = pos, valid
+    else:
+        # Layers < M in one scan that also hands back layer M−1's input (the probe's).
+        h, k_lo, v_lo, h_in = prefill_layers(h, params.layers, text, pos, valid, 0, m, return_last_input=True)
+        view = LayerView(
+            weights=jax.tree.map(lambda w: w[m - 1], params.layers),
+            h_in=h_in,
+            h_out=h,
+            keys=k_lo[m - 1],
+            final_norm=params.norm,
+        )
+        selection = select_tokens(plan.selection, text, view, is_audio, valid, pos, keep_k, router, key)
+        h = take_rows(h, selection.kept)
+        up_pos, up_valid = take_rows(pos, selection.kept), selection.kept >= 0
+
+    h, k_up, v_up = prefill_layers(h, params.layers, text, up_pos, up_valid, m, text.num_hidden_layers)
+    last = up_valid.shape[1] - 1 - jnp.argmax(up_valid[:, ::-1], axis=1)
+    cache = PrunedKVCache(
+        lower=KVCache.from_prefill(k_lo, v_lo, valid, plan.cache_extra),
+        upper=KVCache.from_prefill(k_up, v_up, up_valid, plan.cache_extra),
+    )
+    return PrefillState(
+        logits=lm_logits(params, cfg, h[jnp.arange(h.shape[0]), last]),
+        cache=cache,
+        next_pos=valid.sum(1).astype(jnp.int32),
+        selection=selection,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "plan"))
+def prefill_core(
+    params: ThinkerParams,
+    cfg: ThinkerConfig,
+    plan: Plan,
+    input_ids: jax.Array,
+    attention_mask: jax.Array,
+    input_features: jax.Array,
+    feature_attention_mask: jax.Array,
+    keep_k: jax.Array,
+    router: RouterArrays,
+    key: jax.Array,
+) -> PrefillState:
+    """Jitted prefill. Shapes: input_ids/attention_mask `[B, L]`, input_features `[B, mel, T]`,
+    feature_attention_mask `[B, T]`, keep_k `[B]` audio tokens to keep per row."""
+    h = embed_inputs(params, cfg, input_ids, input_features, feature_attention_mask)
+    return prefill_from_embeds(params, cfg, plan, h, input_ids, attention_mask, keep_k, router, key)
+
+
+prefill_embeds_core = jax.jit(prefill_from_embeds, static_argnames=("cfg", "plan"))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def forward_core(
+    params: ThinkerParams,
+    cfg: ThinkerConfig,
+    input_ids: jax.Array,
+    attention_mask: jax.Array,
+    input_features: jax.Array,
+    feature_attention_mask: jax.Array,
+) -> jax.Array:
+    """Unpruned logits at every position `[B, L, V]`."""
+    return thinker_forward(params, cfg, input_ids, attention_mask, input_features, feature_attention_mask)
+
+
+# ----------------------------------------------------------------------------------------------
+# Decode
+
+
+def _slice_layers(params: ThinkerParams, start: int, stop: int) -> Any:
+    return jax.tree.map(lambda x: x[start:stop], params.layers)
+
+
+def decode_weights(params: ThinkerParams, cfg: ThinkerConfig, prune_layer: int) -> tuple[Any, Any]:
+    """The layer weights of decode's two cache groups (layers < M, layers >= M), in the layout of
+    `models.decoder.decode_layout`. Call it once per decode loop, outside the loop."""
+    n = cfg.text.num_hidden_layers
+    if decode_layout() == "scan":
+        return _slice_layers(params, 0, prune_layer), _slice_layers(params, prune_layer, n)
+    return unstack_layers(params.layers, 0, prune_layer), unstack_layers(params.layers, prune_layer, n)
+
+
+def decode_step(
+    params: ThinkerParams,
+    cfg: ThinkerConfig,
+    tok: jax.Array,
+    positions: jax.Array,
+    cache: PrunedKVCache,
+    weights: tuple[Any, Any] | None = None,
+) -> tuple[jax.Array, PrunedKVCache]:
+    """Feeds tokens `[B]` at original positions `[B]`, appending them to both caches. Returns the
+    next-token logits `[B, V]` and the caches. `weights`: `decode_weights(...)`, hoisted out of a
+    loop by the caller."""
+    text = cfg.text
+    lower_w, upper_w = decode_weights(params, cfg, cache.prune_layer) if weights is None else weights
+    h = params.embed[tok][:, None]
+    cos, sin = rope_tables(positions[:, None], text.head_dim, text.rope_theta)
+    h, lower = decode_layers(h, lower_w, text, cache.lower, cos, sin)
+    h, upper = decode_layers(h, upper_w, text, cache.upper, cos, sin)
+    return lm_logits(params, cfg, h[:, 0]), PrunedKVCache(lower=lower, upper=upper)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("cfg", "max_new", "temperature", "top_p", "stop_ids", "pad_id"),
+    donate_argnames=("state",),
+)
+def decode_core(
+    params: ThinkerParams,
+    cfg: ThinkerConfig,
+    state: PrefillState,
+    key: jax.Array,
+    *,
+    max_new: int,
+    temperature: float,
+    top_p: float,
+    stop_ids: tuple[int, ...],
+    pad_id: int,
+) -> tuple[jax.Array, jax.Array]:
+    """One compiled decode loop (`lax.while_loop`) over both caches; the prefill state is donated.
+
+    Returns tokens `[B, max_new]` (pad after a row stops) and `[B]` generated counts (including the
+    stop token). Both caches need `max_new - 1` free slots.
+    """
+    bsz = state.logits.shape[0]
+    stops = jnp.asarray(stop_ids, jnp.int32)
+    weights = decode_weights(params, cfg, state.cache.prune_layer)  # loop-invariant: split once
+
+    def cond(s: DecodeState) -> jax.Array:
+        return (s.step < max_new) & ~jnp.all(s.done)
+
+    def body(s: DecodeState) -> DecodeState:
+        tok = sample_tokens(s.logits, jax.random.fold_in(key, s.step), temperature, top_p)
+        tok = jnp.where(s.done, pad_id, tok)
+        s = s.replace(
+            tokens=s.tokens.at[:, s.step].set(tok),
+            count=s.count + (~s.done).astype(jnp.int32),
+            done=s.done | jnp.isin(tok, stops),
+        )
+        go_on = (s.step + 1 < max_new) & ~jnp.all(s.done)
+        logits, cache = jax.lax.cond(
+            go_on,
+            lambda: decode_step(params, cfg, tok, s.positions, s.cache, weights),
+            lambda: (s.logits, s.cache),
+        )
+        return s.replace(step=s.step + 1, logits=logits, cache=cache, positions=s.positions + 1)
+
+    init = DecodeState(
+        step=jnp.int32(0),
+        logits=state.logits,
+        cache=state.cache,
+        positions=state.next_pos,
+        tokens=jnp.full((bsz, max_new), pad_id, jnp.int32),
+        done=jnp.zeros((bsz,), bool),
+        count=jnp.zeros((bsz,), jnp.int32),
+    )
+    final = jax.lax.while_loop(cond, body, init)
+    return final.tokens, final.count

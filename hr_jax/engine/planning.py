@@ -1,0 +1,245 @@
+"""Host-side planning: from a batch and a `PruningSpec` to the static `Plan` and the device inputs of
+the jitted core (`prepare`).
+
+Every jitted entry point compiles once per bucket (`hr_jax.engine.buckets`): batch size, padded
+sequence length, mel frames, audio and text slots, decode room, ratio and method. Audio content and
+per-row lengths inside a bucket never recompile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from hr_jax.batch import Batch
+from hr_jax.engine import buckets
+from hr_jax.model import Model
+from hr_jax.pruning import VANILLA, Router, RouterArrays, SelectionSpec
+from hr_jax.pruning.methods import ALL_METHODS, is_routed
+from models.config import num_audio_tokens
+from models.params import ThinkerParams
+
+DEFAULT_PRUNE_LAYER = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningSpec:
+    """How a prefill prunes. ratio: share of audio tokens dropped, in [0, 1) (0 is the unpruned model
+    whatever the method); method: a name of `hr_jax.pruning.methods`; router: a `Router`, a router
+    file, or None (uniform profiles); prune_layer: M (None: the router's, else 2); seed: the `random`
+    baseline's PRNG seed."""
+
+    ratio: float = 0.0
+    method: str = "headrouter"
+    router: Router | str | os.PathLike | None = None
+    prune_layer: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ratio", check_ratio(self.ratio))
+        if self.method not in ALL_METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(ALL_METHODS)}")
+        if self.method == VANILLA and self.ratio != 0.0:
+            raise ValueError(f"method {VANILLA!r} is the unpruned model; got ratio {self.ratio}")
+
+    @property
+    def prunes(self) -> bool:
+        return self.ratio > 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Everything static about one prefill (hashable; the jitted core's compile key with the shapes).
+
+    prune_layer: M (the caches split there); cache_extra: free cache slots for decoding;
+    selection: the pruning step, None for the unpruned model.
+    """
+
+    prune_layer: int
+    cache_extra: int
+    selection: SelectionSpec | None
+
+    @property
+    def method(self) -> str:
+        return VANILLA if self.selection is None else self.selection.method
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What the jitted prefill takes, on device: the plan, the bucket-padded batch's arrays, keep
+    counts `[B]`, the router's arrays and the PRNG key; `shift` is the left padding the bucket added."""
+
+    plan: Plan
+    input_ids: jax.Array
+    attention_mask: jax.Array
+    input_features: jax.Array
+    feature_attention_mask: jax.Array
+    keep_k: jax.Array
+    router: RouterArrays
+    key: jax.Array
+    shift: int
+    params: ThinkerParams
+
+
+def check_ratio(ratio: float) -> float:
+    ratio = float(ratio)
+    if not (0.0 <= ratio < 1.0) or math.isnan(ratio):
+        raise ValueError(f"ratio must be in [0, 1), got {ratio}")
+    return ratio
+
+
+def keep_counts(num_audio: np.ndarray, ratio: float) -> np.ndarray:
+    """k = floor(Na · (1 − r)) per row (Eq. 4)."""
+    return np.array([math.floor(int(n) * (1.0 - ratio)) for n in num_audio], np.int32)
+
+
+_warned_uniform = False
+
+
+def resolve_router(model: Model, spec: PruningSpec, warn: bool = True) -> tuple[Router, int]:
+    """(Router, prune_layer) of a spec: loads router files; without one, uniform profiles (with a
+    warning, once, for HeadRouter methods)."""
+    global _warned_uniform
+    heads = model.config.text.num_attention_heads
+    router = spec.router
+    if router is None:
+        m = DEFAULT_PRUNE_LAYER if spec.prune_layer is None else spec.prune_layer
+        if is_routed(spec.method) and warn and not _warned_uniform:
+            warnings.warn(
+                "HeadRouter without a router file: using uniform head profiles. Calibrate one with "
+                "`hr-jax calibrate` for real semantic/acoustic profiles.",
+                stacklevel=3,
+            )
+            _warned_uniform = True
+        return Router.uniform(model.name or "unknown", m, heads), m
+    if not isinstance(router, Router):
+        router = Router.load(router)
+    if router.num_heads != heads:
+        raise ValueError(f"router has {router.num_heads} heads, the model has {heads}")
+    return router, router.prune_layer if spec.prune_layer is None else spec.prune_layer
+
+
+def pad_to_buckets(model: Model, batch: Batch) -> Batch:
+    """Left-pads tokens to the sequence bucket and trims/pads mel frames to the frame bucket."""
+    cfg = model.config
+    seq = buckets.round_up(batch.input_ids.shape[1], buckets.SEQ_MULTIPLE)
+    pad = seq - batch.input_ids.shape[1]
+    ids = np.pad(batch.input_ids, ((0, 0), (pad, 0)), constant_values=model.pad_token_id)
+    mask = np.pad(batch.attention_mask, ((0, 0), (pad, 0)))
+    frames = buckets.round_up(
+        int(batch.feature_attention_mask.sum(1).max()), buckets.frame_multiple(cfg.audio.window_frames)
+    )
+    feats, fmask = batch.input_features, batch.feature_attention_mask
+    if feats.shape[2] >= frames:
+        feats, fmask = feats[:, :, :frames], fmask[:, :frames]
+    else:
+        extra = frames - feats.shape[2]
+        feats = np.pad(feats, ((0, 0), (0, 0), (0, extra)))
+        fmask = np.pad(fmask, ((0, 0), (0, extra)))
+    return Batch(
+        ids.astype(np.int32), mask.astype(np.int32), feats.astype(np.float32), fmask.astype(np.int32)
+    )
+
+
+def audio_counts(model: Model, batch: Batch) -> np.ndarray:
+    """`[B]` audio tokens per row, checked against what the features give."""
+    valid = batch.attention_mask.astype(bool)
+    na = ((batch.input_ids == model.config.audio_token_id) & valid).sum(1)
+    frames = batch.feature_attention_mask.sum(1)
+    expected = np.array([num_audio_tokens(int(f)) if f > 0 else 0 for f in frames])
+    if not np.array_equal(na, expected):
+        raise ValueError(f"audio tokens per row {na.tolist()} do not match the features' {expected.tolist()}")
+    return na
+
+
+def make_plan(
+    model: Model, batch: Batch, spec: PruningSpec, prune_layer: int, prefilter: float | None, cache_extra: int
+) -> tuple[Plan, np.ndarray]:
+    """The static plan for a (bucket-padded) batch, and keep counts `[B]`."""
+    seq = batch.input_ids.shape[1]
+    n_layers = model.config.text.num_hidden_layers
+    if not spec.prunes:
+        # Nothing is pruned, so M only splits the caches: any split gives the same numerics, and a
+        # model with at most M layers simply keeps every layer below it.
+        prune_layer = min(prune_layer, n_layers)
+    elif not 1 <= prune_layer < n_layers:
+        raise ValueError(f"prune layer must be in [1, {n_layers}), got {prune_layer}")
+    na = audio_counts(model, batch)
+    keep = keep_counts(na, spec.ratio)
+    if not spec.prunes:
+        return Plan(prune_layer, cache_extra, None), keep
+    if np.any((na > 0) & (keep == 0)):
+        bad = int(np.flatnonzero((na > 0) & (keep == 0))[0])
+        raise ValueError(f"ratio {spec.ratio} leaves no audio token in row {bad} ({na[bad]} audio tokens)")
+    valid = batch.attention_mask.astype(bool)
+    is_audio = (batch.input_ids == model.config.audio_token_id) & valid
+    last_audio = np.where(is_audio.any(1), seq - 1 - np.argmax(is_audio[:, ::-1], axis=1), -1)
+    after = valid & ~is_audio & (np.arange(seq)[None] > last_audio[:, None])
+    audio_cap = min(seq, buckets.round_up(int(na.max()), buckets.AUDIO_MULTIPLE))
+    text_cap = min(seq, buckets.round_up(int(after.sum(1).max()), buckets.TEXT_MULTIPLE))
+    non_audio_cap = min(seq, buckets.round_up(int((valid.sum(1) - na).max()), buckets.TEXT_MULTIPLE))
+    keep_cap = math.floor(audio_cap * (1.0 - spec.ratio))
+    selection = SelectionSpec(
+        method=spec.method,
+        audio_cap=audio_cap,
+        text_cap=text_cap,
+        keep_cap=keep_cap,
+        keep_len=min(seq, non_audio_cap + keep_cap),
+        prefilter=prefilter,
+    )
+    return Plan(prune_layer, cache_extra, selection), keep
+
+
+def replicate(params: ThinkerParams, mesh: Mesh) -> ThinkerParams:
+    """Parameters on every device of `mesh` (a no-op when they already are)."""
+    devices = set(mesh.devices.flat)
+    if all(getattr(x, "sharding", None) is not None and x.sharding.device_set == devices
+           for x in jax.tree.leaves(params)):  # fmt: skip
+        return params
+    return jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
+
+
+def place(arrays: Sequence[np.ndarray], mesh: Mesh | None) -> list[jax.Array]:
+    """Host arrays on device: split along the batch axis over `mesh`'s "data" axis, if given."""
+    if mesh is None:
+        return [jnp.asarray(a) for a in arrays]
+    n = mesh.devices.size
+    if arrays[0].shape[0] % n:
+        raise ValueError(f"batch of {arrays[0].shape[0]} rows is not a multiple of the mesh's {n} devices")
+    sharding = NamedSharding(mesh, PartitionSpec("data"))
+    return [jax.device_put(a, sharding) for a in arrays]
+
+
+def prepare(
+    model: Model, batch: Batch, spec: PruningSpec, cache_extra: int = 0, mesh: Mesh | None = None
+) -> Prepared:
+    """Buckets the batch, plans the prefill and places its inputs (split over `mesh` when given).
+    `cache_extra`: free KV-cache slots to allocate for decoding."""
+    router, m = resolve_router(model, spec, warn=spec.prunes)
+    prefilter = router.prefilter_for(spec.method) if is_routed(spec.method) else None
+    padded = pad_to_buckets(model, batch)
+    plan, keep = make_plan(model, padded, spec, m, prefilter, cache_extra)
+    ids, mask, feats, fmask, keep_k = place(
+        [padded.input_ids, padded.attention_mask, padded.input_features, padded.feature_attention_mask, keep],
+        mesh,
+    )
+    return Prepared(
+        plan=plan,
+        input_ids=ids,
+        attention_mask=mask,
+        input_features=feats,
+        feature_attention_mask=fmask,
+        keep_k=keep_k,
+        router=RouterArrays.from_router(router),
+        key=jax.random.key(spec.seed),
+        shift=padded.input_ids.shape[1] - batch.input_ids.shape[1],
+        params=model.params if mesh is None else replicate(model.params, mesh),
+    )

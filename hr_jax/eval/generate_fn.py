@@ -1,0 +1,57 @@
+"""The engine as an evaluation run calls it (`GenerateFn`), and a fake of it in `hr_jax.testing`."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hr_jax.audio import SAMPLE_RATE
+
+GenerateFn = Callable[..., Any]
+"""``fn(audios, prompts, *, ratio, method, router, max_new_tokens, mesh, seed) -> GenerateOutput``.
+
+`audios` is a list of 1-D float32 16 kHz arrays, `prompts` a list of str, both of the padded
+batch size; the result is ``hr_jax.engine.GenerateOutput`` (its ``kept_positions`` and
+``audio_start`` give the kept-token plots).
+"""
+
+
+def engine_generate_fn(model: Any) -> GenerateFn:
+    """A :data:`GenerateFn` running ``hr_jax.make_batch`` + ``hr_jax.generate_with`` on `model`.
+
+    With a multi-device mesh, the model's parameters are replicated over the mesh once (the
+    batch is sharded along ``"data"`` by the engine), so every device holds a full copy.
+    """
+    from hr_jax.batch import make_batch
+    from hr_jax.engine import PruningSpec, SamplingSpec, generate_with
+
+    placed: dict[int, Any] = {}
+
+    def on_mesh(mesh) -> Any:
+        """The model replicated on every device of the mesh (once per mesh), for data parallelism."""
+        if mesh is None or mesh.devices.size == 1:
+            return model
+        if id(mesh) not in placed:
+            import jax
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            placed[id(mesh)] = jax.device_put(model, NamedSharding(mesh, PartitionSpec()))
+        return placed[id(mesh)]
+
+    limit = model.feature_extractor.config.n_samples
+
+    def generate(audios, prompts, *, ratio, method, router, max_new_tokens, mesh, seed):
+        if any(np.shape(a)[-1] > limit for a in audios):
+            # The official pipelines' processor cuts what it cannot take; so does the benchmark run, so
+            # that its numbers compare (hr_jax.generate itself refuses such audio).
+            seconds = limit / SAMPLE_RATE
+            warnings.warn(f"audio over {seconds:.0f} s cut to the feature extractor's limit", stacklevel=2)
+            audios = [a[..., :limit] for a in audios]
+        batch = make_batch(model, audios, prompts)
+        pruning = PruningSpec(ratio, method, router, seed=seed)
+        return generate_with(on_mesh(mesh), batch, pruning, SamplingSpec(max_new_tokens, seed=seed), mesh)
+
+    return generate

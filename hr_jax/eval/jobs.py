@@ -1,0 +1,102 @@
+"""What an evaluation run will do: its (method, ratio) pairs, jobs, batches and devices."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from hr_jax.eval.datasets import Sample
+from hr_jax.pruning.methods import ALL_METHODS, VANILLA
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One result file's worth of work."""
+
+    task: str
+    method: str
+    ratio: float
+    path: str
+    max_new_tokens: int
+
+
+def plan_methods(methods: Iterable[str], ratios: Iterable[float]) -> list[tuple[str, float]]:
+    """(method, ratio) pairs to run, in order, vanilla once; any method at ratio 0 is vanilla."""
+    ratios = [float(r) for r in ratios]
+    pairs: list[tuple[str, float]] = []
+    for m in methods:
+        m = m.strip().lower().replace("-", "_")
+        if not m:
+            continue
+        if m not in ALL_METHODS:
+            raise ValueError(f"unknown method {m!r}; known: {', '.join(ALL_METHODS)}")
+        if m == VANILLA:
+            pairs.append((VANILLA, 0.0))
+            continue
+        for r in ratios:
+            if not 0.0 <= r < 1.0:
+                raise ValueError(f"pruning ratio must be in [0, 1), got {r}")
+            pairs.append((VANILLA, 0.0) if r == 0.0 else (m, r))
+    return list(dict.fromkeys(pairs))
+
+
+def round_batch_size(batch_size: int, num_devices: int) -> int:
+    """`batch_size` rounded up to a multiple of `num_devices` (at least one row per device)."""
+    if batch_size < 1 or num_devices < 1:
+        raise ValueError(f"batch size and device count must be positive ({batch_size}, {num_devices})")
+    return int(math.ceil(batch_size / num_devices) * num_devices)
+
+
+def bucket_order(samples: Sequence[Sample]) -> list[Sample]:
+    """Samples sorted longest audio first (ties by id), for length-homogeneous batches."""
+    return sorted(samples, key=lambda s: (-(s.duration_s or 0.0), s.id))
+
+
+def pad_batch(items: Sequence[Any], batch_size: int) -> list[Any]:
+    """`items` padded to `batch_size` by repeating the last one."""
+    if not items:
+        raise ValueError("cannot pad an empty batch")
+    return list(items) + [items[-1]] * (batch_size - len(items))
+
+
+def batch_seed(seed: int, ids: Sequence[str]) -> int:
+    """A per-batch seed that depends only on the base seed and the batch's sample ids."""
+    return (seed + zlib.crc32("\n".join(ids).encode("utf-8"))) % (2**31 - 1)
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def maybe_initialize_distributed() -> bool:
+    """Call ``jax.distributed.initialize()`` when launched multi-host; True if it was called.
+
+    Triggered by ``JAX_COORDINATOR_ADDRESS`` (with ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID``) or by ``HR_JAX_DISTRIBUTED=1`` (cluster auto-detection). Must run before
+    anything else touches JAX's backends.
+    """
+    if not (os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("HR_JAX_DISTRIBUTED") == "1"):
+        return False
+    import jax
+
+    try:
+        jax.distributed.initialize()
+    except RuntimeError as exc:  # already initialised, or backends already started
+        print(f"[hr_jax.eval] jax.distributed.initialize() skipped: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def make_mesh(devices: Sequence[Any] | None = None):
+    """A 1-D ``jax.sharding.Mesh`` named ``"data"`` over `devices` (default: all local devices)."""
+    import jax
+    from jax.sharding import Mesh
+
+    devs = list(devices) if devices is not None else list(jax.local_devices())
+    return Mesh(np.array(devs), ("data",))

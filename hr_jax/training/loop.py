@@ -1,0 +1,284 @@
+"""The training loop: initialisation, loss, optimiser, resumable orbax checkpoints, logs.
+
+The model is the exact thinker of `models/`, randomly initialised, trained with optax AdamW (linear
+warm-up + cosine decay, global-norm gradient clipping). The loss is the cross-entropy of the reply
+tokens and the closing `<|im_end|>` only. Every `save_every` steps an orbax checkpoint of (step,
+params, optimizer state) is written under `<out>/ckpt`; rerunning the same command resumes from the
+latest one exactly. Logs: a JSONL line per step (`<out>/train_log.jsonl`), the loss curve
+`<out>/loss.png`, a tqdm bar with loss and tokens/s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from tqdm import tqdm
+
+from hr_jax.training.config import TrainConfig
+from hr_jax.training.data import DataStream, build_run_tokenizer, load_tokenizer
+from models.decoder import prefill_layers
+from models.params import init_params
+from models.thinker import embed_inputs, lm_logits, positions_from_mask
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
+                   "chat_template.json", "preprocessor_config.json")  # fmt: skip
+
+
+def init_model(tcfg: TrainConfig):
+    """Random parameters: `models.params.init_params` (std 0.02), with the residual output projections
+    (decoder `o_w`, `down_w`; encoder `o_w`, `fc2_w`) scaled by 1/sqrt(2·layers) as in GPT-2."""
+    cfg = tcfg.model
+    p = init_params(cfg, jax.random.PRNGKey(tcfg.init_seed))
+    sd = 1.0 / math.sqrt(2 * cfg.text.num_hidden_layers)
+    sa = 1.0 / math.sqrt(2 * cfg.audio.encoder_layers)
+    layers = p.layers.replace(o_w=p.layers.o_w * sd, down_w=p.layers.down_w * sd)
+    alayers = p.audio.layers.replace(o_w=p.audio.layers.o_w * sa, fc2_w=p.audio.layers.fc2_w * sa)
+    return cfg, p.replace(layers=layers, audio=p.audio.replace(layers=alayers))
+
+
+def loss_fn(params, cfg, batch: dict[str, Any]):
+    """Mean cross-entropy over the scored reply tokens, and per-row exact match of the argmax."""
+    h = embed_inputs(
+        params, cfg, batch["input_ids"], batch["input_features"], batch["feature_attention_mask"]
+    )
+    am = batch["attention_mask"]
+    h, _, _ = prefill_layers(h, params.layers, cfg.text, positions_from_mask(am), am.astype(bool))
+    hs = jnp.take_along_axis(h, batch["target_pos"][..., None], axis=1)  # [B, S, D]
+    logits = lm_logits(params, cfg, hs)  # [B, S, V] float32
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(logp, batch["targets"][..., None], axis=-1)[..., 0]
+    w = batch["target_w"]
+    loss = (nll * w).sum() / jnp.maximum(w.sum(), 1.0)
+    hit = (logits.argmax(-1) == batch["targets"]) | (w == 0)
+    return loss, hit.all(-1)
+
+
+def make_optimizer(tcfg: TrainConfig):
+    sched = optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=tcfg.lr, warmup_steps=tcfg.warmup_steps,
+        decay_steps=max(tcfg.steps, tcfg.warmup_steps + 1), end_value=tcfg.lr * tcfg.min_lr_ratio,
+    )  # fmt: skip
+    decay_mask = lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)  # noqa: E731 - no decay on norms/biases
+    opt = optax.chain(
+        optax.clip_by_global_norm(tcfg.clip_norm),
+        optax.adamw(sched, b1=0.9, b2=0.98, eps=1e-8, weight_decay=tcfg.weight_decay, mask=decay_mask),
+    )
+    return opt, sched
+
+
+def make_train_step(cfg, opt):
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def train_step(params, opt_state, batch):
+        (loss, hit), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, cfg, batch)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), "hit": hit}
+
+    return train_step
+
+
+def plot_loss(log_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
+    """Loss per step (and its moving average) and the learning rate, from the JSONL log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in open(log_path) if line.strip()]
+    rows = [r for r in rows if "loss" in r]
+    if not rows:
+        return
+    steps = np.array([r["step"] for r in rows])
+    loss = np.array([r["loss"] for r in rows])
+    k = max(1, min(25, len(loss) // 10))
+    ema = np.convolve(loss, np.ones(k) / k, mode="valid")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(steps, loss, lw=0.6, alpha=0.4, label="loss (batch)")
+    ax.plot(steps[k - 1 :], ema, lw=1.8, label=f"loss ({k}-step mean)")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("reply cross-entropy (nats/token)")
+    ax.grid(alpha=0.3, which="both")
+    ax2 = ax.twinx()
+    ax2.plot(steps, [r["lr"] for r in rows], color="gray", lw=1, ls="--", label="learning rate")
+    ax2.set_ylabel("learning rate")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="upper right")
+    ax.set_title("hr_jax synthetic-task training")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+def checkpoint_manager(out: Path, save_every: int):
+
+    opts = ocp.CheckpointManagerOptions(max_to_keep=2, save_interval_steps=save_every, create=True)
+    return ocp.CheckpointManager(out / "ckpt", options=opts)
+
+
+def restore_latest(out: Path, tcfg: TrainConfig):
+    """(step, params, opt_state) of the latest checkpoint under `out/ckpt`, or of a fresh init (step 0)."""
+    cfg, params = init_model(tcfg)
+    opt, _ = make_optimizer(tcfg)
+    opt_state = opt.init(params)
+    mgr = checkpoint_manager(out, tcfg.save_every)
+    step = mgr.latest_step()
+    if step is not None:
+        target = {"params": params, "opt_state": opt_state}
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        state = mgr.restore(step, args=ocp.args.StandardRestore(abstract))
+        params, opt_state = state["params"], state["opt_state"]
+    mgr.close()
+    return step or 0, cfg, params, opt_state
+
+
+def _raise_interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+_STEP_CACHE: dict[Any, Any] = {}
+_OPT_FIELDS = ("steps", "lr", "min_lr_ratio", "warmup_steps", "weight_decay", "clip_norm")
+
+
+def train(
+    tcfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    stop_after: int | None = None,
+    progress: bool = True,
+    workers: int = 1,
+    tokenizer_dir: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Trains (or resumes) the run in `out_dir`. Returns a summary dict.
+
+    stop_after: return after this many steps of this call (tests, interruption drills).
+    workers: background processes rendering clips (0: render in this thread).
+    tokenizer_dir: use this tokenizer (its vocabulary must have `tcfg.vocab_size` tokens) instead of
+      training one on `tokenizer_corpus()`.
+    """
+    out = Path(out_dir).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "train_config.json"
+    if cfg_path.exists():
+        saved = TrainConfig.from_json(json.loads(cfg_path.read_text()))
+        if saved != tcfg:
+            given = dataclasses.asdict(tcfg)
+            diff = {k: (v, given[k]) for k, v in dataclasses.asdict(saved).items() if given[k] != v}
+            if diff:
+                raise ValueError(f"{out} holds a run with a different config (saved, given): {diff}")
+    else:
+        cfg_path.write_text(json.dumps(tcfg.to_json(), indent=2) + "\n")
+    jax.config.update("jax_compilation_cache_dir", str(out / "jax_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+
+    tok_dir = out / "tokenizer"
+    if not (tok_dir / "tokenizer.json").exists():
+        tmp = out / "tokenizer.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        if tokenizer_dir is None:
+            build_run_tokenizer(tcfg.vocab_size, tmp)
+        else:
+            tmp.mkdir()
+            for f in TOKENIZER_FILES:
+                shutil.copy(Path(tokenizer_dir) / f, tmp / f)
+        os.replace(tmp, tok_dir)
+    tok = load_tokenizer(tok_dir)
+    if len(tok) != tcfg.vocab_size:
+        raise ValueError(f"tokenizer in {tok_dir} has {len(tok)} tokens, the model {tcfg.vocab_size}")
+    pad_id = int(tok.pad_token_id)
+    (out / "hf_config.json").write_text(json.dumps(tcfg.hf_config(), indent=2) + "\n")
+
+    step, cfg, params, opt_state = restore_latest(out, tcfg)
+    opt, sched = make_optimizer(tcfg)
+    key = (cfg, json.dumps({k: v for k, v in tcfg.to_json().items() if k in _OPT_FIELDS}, sort_keys=True))
+    if key not in _STEP_CACHE:  # reuse compiled steps when a process trains the same setup again
+        _STEP_CACHE[key] = make_train_step(cfg, opt)
+    train_step = _STEP_CACHE[key]
+    n_params = int(sum(x.size for x in jax.tree.leaves(params)))
+    log_path = out / "train_log.jsonl"
+    if log_path.exists():  # drop lines from steps after the checkpoint (they will be redone)
+        keep = [
+            ln
+            for ln in log_path.read_text().splitlines()
+            if ln.strip() and json.loads(ln).get("step", -1) <= step
+        ]
+        log_path.write_text("".join(k + "\n" for k in keep))
+    elapsed0 = 0.0
+    if step and log_path.exists() and log_path.stat().st_size:
+        elapsed0 = json.loads(log_path.read_text().splitlines()[-1]).get("elapsed_s", 0.0)
+    mgr = checkpoint_manager(out, tcfg.save_every)
+    prev_handler = None
+    if threading.current_thread() is threading.main_thread():  # `kill` stops cleanly, like Ctrl-C
+        prev_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    stream = DataStream(tcfg, str(tok_dir), pad_id, start_step=step, workers=workers)
+    end = tcfg.steps if stop_after is None else min(tcfg.steps, step + stop_after)
+    t_start = time.perf_counter()
+    bar = tqdm(
+        total=tcfg.steps, initial=step, desc="train", unit="step", disable=not progress, dynamic_ncols=True
+    )
+    last = {}
+    task_hits: dict[str, list[int]] = {}
+    ema = None
+    try:
+        with open(log_path, "a") as log:
+            while step < end:
+                t0 = time.perf_counter()
+                batch, tasks = stream.next()
+                t_data = time.perf_counter() - t0
+                params, opt_state, m = train_step(params, opt_state, batch)
+                loss = float(m["loss"])
+                hit = np.asarray(m["hit"])
+                dt = time.perf_counter() - t0
+                step += 1
+                ntok = int(batch["attention_mask"].sum())
+                ema = loss if ema is None else 0.95 * ema + 0.05 * loss
+                for t, h in zip(tasks, hit, strict=True):
+                    task_hits.setdefault(t, []).append(int(h))
+                last = {
+                    "step": step, "loss": loss, "lr": float(sched(step - 1)),
+                    "grad_norm": float(m["grad_norm"]),
+                    "tokens": ntok, "padded_tokens": int(batch["attention_mask"].size),
+                    "shape": list(batch["input_features"].shape[::2]) + [batch["input_ids"].shape[1]],
+                    "step_s": round(dt, 3), "data_wait_s": round(t_data, 3),
+                    "elapsed_s": round(elapsed0 + time.perf_counter() - t_start, 1),
+                    "train_exact": {  # last 20 rows of each task: argmax reply == target
+                        t: round(float(np.mean(v[-20:])), 3) for t, v in sorted(task_hits.items())
+                    },
+                }  # fmt: skip
+                if step % tcfg.log_every == 0 or step == end:
+                    log.write(json.dumps(last) + "\n")
+                    log.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{ema:.3f}", tok_s=f"{ntok / dt:.0f}", lr=f"{last['lr']:.1e}")
+                if step % tcfg.save_every == 0 or step == tcfg.steps:
+                    mgr.save(step, args=ocp.args.StandardSave({"params": params, "opt_state": opt_state}),
+                             force=True)  # fmt: skip
+                    mgr.wait_until_finished()
+                    plot_loss(log_path, out / "loss.png")
+    finally:
+        if prev_handler is not None:
+            signal.signal(signal.SIGTERM, prev_handler)
+        bar.close()
+        stream.close()
+        mgr.wait_until_finished()
+        mgr.close()
+    if step == tcfg.steps:
+        plot_loss(log_path, out / "loss.png")
+    return {"step": step, "params": n_params, **{k: last[k] for k in ("loss", "elapsed_s") if k in last}}
