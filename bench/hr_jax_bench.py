@@ -104,16 +104,6 @@ def aot(fn, *args, **kw):
     return compiled, dt, mem
 
 
-def _device_peak() -> int | None:
-    import jax
-
-    try:
-        stats = jax.devices()[0].memory_stats()
-    except Exception:  # noqa: BLE001
-        return None
-    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
-
-
 def device_peak() -> int | None:
     """Peak bytes allocated on the first device (None where the backend does not say)."""
     try:
@@ -150,8 +140,9 @@ class HrJaxBench:
     def _prepared(self, batch: Batch, ratio: float, method: str, cache_extra: int = 0):
         """The engine's own planning of the batch, and its input embeddings (audio spliced in)."""
         p = prepare(self.model, batch, self.spec(ratio, method), cache_extra)
-        h = self._embed(p.params, self.cfg, p.input_ids, p.input_features, p.feature_attention_mask)
-        return p, h, (p.input_ids, p.attention_mask, p.keep_k, p.router, p.key)
+        x = p.inputs
+        h = self._embed(p.params, self.cfg, x.input_ids, x.input_features, x.feature_attention_mask)
+        return p, h, (x.input_ids, x.attention_mask, x.keep_k, p.router, p.key)
 
     def prefill(self, batch: Batch, ratio: float, method: str, repeats: int, warmup: int) -> dict:
         p, h, args = self._prepared(batch, ratio, method)
@@ -165,8 +156,8 @@ class HrJaxBench:
             res,
             compile_s=cs,
             xla_bytes=mem,
-            seq_computed=int(p.input_ids.shape[1]),
-            kept_computed=int(p.input_ids.shape[1]) if sel is None else sel.keep_len,
+            seq_computed=int(p.inputs.input_ids.shape[1]),
+            kept_computed=int(p.inputs.input_ids.shape[1]) if sel is None else sel.keep_len,
             plan_method=UNPRUNED if sel is None else sel.method,
         )
 

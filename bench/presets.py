@@ -16,74 +16,28 @@
 
 from __future__ import annotations
 
-from models.config import AudioConfig, TextConfig, ThinkerConfig
+from hr_jax.checkpoint import config_from_hf
+from hr_jax.testing.checkpoints import released_config, tiny_config
+from models.config import ThinkerConfig
 
 PRESETS = ("tiny", "small", "qwen2.5-omni-3b", "qwen2.5-omni-7b")
 
-
-def _special_ids(vocab: int) -> dict[str, int]:
-    from hr_jax.tokenizer import special_token_ids
-
-    return special_token_ids(vocab)
+# Overrides of `tiny_config`, one per preset (the released shapes come from the test fixtures' table).
+_OVERRIDES = {
+    "tiny": {},
+    "small": dict(
+        vocab_size=8192, hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8,
+        num_key_value_heads=2, head_dim=64, rope_theta=1000000.0, max_position_embeddings=32768,
+        audio_config=dict(d_model=256, encoder_layers=4, encoder_attention_heads=4, encoder_ffn_dim=1024,
+                          n_window=100),
+    ),
+    "qwen2.5-omni-3b": released_config("3B", text_layers=36, audio_layers=32),
+    "qwen2.5-omni-7b": released_config("7B", text_layers=28, audio_layers=32),
+}  # fmt: skip
 
 
 def preset_config(name: str) -> ThinkerConfig:
     """The `ThinkerConfig` of a preset (see the module docstring)."""
-    if name == "tiny":
-        from hr_jax.checkpoint import config_from_hf
-        from hr_jax.testing.checkpoints import tiny_config
-
-        return config_from_hf(tiny_config())
-    if name == "small":
-        vocab = 8192
-        ids = _special_ids(vocab)
-        return ThinkerConfig(
-            audio=AudioConfig(
-                d_model=256,
-                encoder_layers=4,
-                encoder_attention_heads=4,
-                encoder_ffn_dim=1024,
-                n_window=100,
-                output_dim=512,
-            ),
-            text=TextConfig(
-                vocab_size=vocab,
-                hidden_size=512,
-                intermediate_size=1536,
-                num_hidden_layers=8,
-                num_attention_heads=8,
-                num_key_value_heads=2,
-                head_dim=64,
-                rope_theta=1000000.0,
-            ),
-            audio_token_id=ids["<|AUDIO|>"],
-            audio_start_token_id=ids["<|audio_bos|>"],
-            audio_end_token_id=ids["<|audio_eos|>"],
-        )
-    if name == "qwen2.5-omni-3b":
-        return ThinkerConfig(
-            audio=AudioConfig(output_dim=2048),
-            text=TextConfig(
-                vocab_size=151936,
-                hidden_size=2048,
-                intermediate_size=11008,
-                num_hidden_layers=36,
-                num_attention_heads=16,
-                num_key_value_heads=2,
-                head_dim=128,
-            ),
-        )
-    if name == "qwen2.5-omni-7b":
-        return ThinkerConfig(
-            audio=AudioConfig(output_dim=3584),
-            text=TextConfig(
-                vocab_size=152064,
-                hidden_size=3584,
-                intermediate_size=18944,
-                num_hidden_layers=28,
-                num_attention_heads=28,
-                num_key_value_heads=4,
-                head_dim=128,
-            ),
-        )
-    raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    if name not in _OVERRIDES:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return config_from_hf(tiny_config(**_OVERRIDES[name]))

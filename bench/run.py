@@ -8,7 +8,7 @@ For each audio length, ratio and method it measures, with warm-up, repeats, medi
   transformers: `get_audio_features`). Independent of the ratio: one measurement, repeated in the
   records of every (ratio, method).
 - `prefill`: the LLM prefill alone, from the input embeddings (audio already spliced in) to the
-  logits at the last token, KV caches built (hr_jax: `engine.prefill_embeds_core`, pruning included;
+  logits at the last token, KV caches built (hr_jax: `engine.core.prefill_embeds_core`, pruning included;
   transformers: the language model with `use_cache=True` + `lm_head` at the last position).
 - `ttft`: time to first token from the host batch: encoder + prefill + greedy token back on the host
   (hr_jax: the public path `engine.run_prefill`; transformers: the thinker's `forward` as a user

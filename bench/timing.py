@@ -107,12 +107,12 @@ def summarize(times: list[float]) -> dict[str, Any]:
 
 def load_info() -> dict[str, Any]:
     """Machine load when a record was taken: 1-minute load average and whether the shared training
-    job (`hr_jax.train`) was running."""
+    job (`hr_jax.training`) was running."""
     import subprocess
 
     try:
         training = subprocess.run(
-            ["pgrep", "-f", "hr_jax.train"], capture_output=True, text=True
+            ["pgrep", "-f", "hr_jax.training"], capture_output=True, text=True
         ).stdout.split()
     except OSError:
         training = []

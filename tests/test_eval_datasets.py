@@ -8,6 +8,8 @@ import os
 import pytest
 
 from hr_jax.eval import datasets as ds
+from hr_jax.eval.mmau_pro import load_mmau_pro
+from hr_jax.eval.samples import LoadReport
 from hr_jax.eval.tasks import resolve_task
 from hr_jax.testing.eval_data import write_wav
 
@@ -88,7 +90,7 @@ def am_dir(tmp_path) -> str:
     return str(root)
 
 
-def _kinds(report: ds.LoadReport) -> dict[str, int]:
+def _kinds(report: LoadReport) -> dict[str, int]:
     return report.counts()
 
 
@@ -272,7 +274,7 @@ def mmau_dir(tmp_path) -> str:
 
 
 def test_mmau_pro_loader(mmau_dir):
-    samples, report = ds.load_mmau_pro(mmau_dir)
+    samples, report = load_mmau_pro(mmau_dir)
     got = {s.id: (s.task, s.category, s.answer) for s in samples}
     assert got == {
         "a": ("speech", "speech", "B"),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hr_jax.eval import metrics
-from hr_jax.eval.datasets import Sample, answer_letter
 from hr_jax.eval.prompts import build_prompt, clean_transcript, parse_answer
+from hr_jax.eval.samples import Sample, answer_letter
 
 GENRES = ["Rock", "Pop", "Jazz", "Blues"]
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from hr_jax.eval import results
-from hr_jax.eval.datasets import Sample
 from hr_jax.eval.jobs import bucket_order, pad_batch, plan_methods, round_batch_size
 from hr_jax.eval.runner import run_eval
+from hr_jax.eval.samples import Sample
 from hr_jax.testing.eval_data import fake_generate_fn, write_audiomarathon_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

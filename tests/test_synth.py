@@ -56,7 +56,7 @@ def _choices(rec: dict) -> list[str]:
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_every_task_valid_record_within_bounds(task: str) -> None:
     spec = TASKS[task]
-    audio, rec = make_example(task, 3, "dev", **SHORT)
+    audio, rec = make_example(task, 3, split="dev", **SHORT)
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert SHORT["min_seconds"] <= audio.size / synth.SAMPLE_RATE <= SHORT["max_seconds"]
     assert rec["duration"] == pytest.approx(audio.size / synth.SAMPLE_RATE, abs=1e-3)
@@ -81,13 +81,13 @@ def test_every_task_valid_record_within_bounds(task: str) -> None:
 
 @needs_espeak
 def test_same_seed_identical_audio_and_records(tmp_path) -> None:
-    a1, r1 = make_example("sound_after_word", 5, "train", **SHORT)
-    a2, r2 = make_example("sound_after_word", 5, "train", **SHORT)
+    a1, r1 = make_example("sound_after_word", 5, split="train", **SHORT)
+    a2, r2 = make_example("sound_after_word", 5, split="train", **SHORT)
     np.testing.assert_array_equal(a1, a2)
     assert r1 == r2
-    a3, r3 = make_example("sound_after_word", 6, "train", **SHORT)
+    a3, r3 = make_example("sound_after_word", 6, split="train", **SHORT)
     assert r3 != r1
-    _, r4 = make_example("sound_after_word", 5, "train", seed=7, **SHORT)
+    _, r4 = make_example("sound_after_word", 5, split="train", seed=7, **SHORT)
     assert r4 != r1
 
     recs = [generate(tmp_path / d, "test", "digits", 2, 11, progress=False, **SHORT) for d in ("x", "y")]

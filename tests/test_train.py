@@ -106,7 +106,7 @@ def test_trained_export_loads_in_transformers_with_same_logits(runs, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     from hr_jax.synth import make_example
 
-    wave, rec = make_example("sound_event", 0, "test", None, 3.5, 3.5)
+    wave, rec = make_example("sound_event", 0, split="test", min_seconds=3.5, max_seconds=3.5)
     batch = hr_jax.make_batch(model, [wave], [T.prompt_for(rec, "eval")])
     ours = hr_jax.forward(model, batch)
     ref = load_reference(hf)

@@ -9,6 +9,12 @@ from typing import Any
 from models.activations import ACTIVATIONS
 from models.config import AudioConfig, TextConfig, ThinkerConfig
 
+# Fields spelled the same in the HF config and in `AudioConfig` / `TextConfig`, read and written as is.
+AUDIO_FIELDS = ("num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",
+                "n_window", "output_dim", "max_source_positions")  # fmt: skip
+TEXT_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+               "rms_norm_eps", "max_position_embeddings")  # fmt: skip
+
 
 class UnsupportedConfig(ValueError):
     """A config field whose value would change the numerics in a way hr_jax does not implement."""
@@ -84,27 +90,13 @@ def config_from_hf(cfg: dict[str, Any]) -> ThinkerConfig:
     rope_theta = t.get("rope_theta", rope.get("rope_theta", 1000000.0))
     head_dim = t.get("head_dim") or t["hidden_size"] // t["num_attention_heads"]
     audio = AudioConfig(
-        num_mel_bins=a["num_mel_bins"],
-        d_model=a["d_model"],
-        encoder_layers=a["encoder_layers"],
-        encoder_attention_heads=a["encoder_attention_heads"],
-        encoder_ffn_dim=a["encoder_ffn_dim"],
-        n_window=a["n_window"],
-        output_dim=a["output_dim"],
-        max_source_positions=a["max_source_positions"],
-        activation_function=a.get("activation_function", "gelu"),
+        **{k: a[k] for k in AUDIO_FIELDS}, activation_function=a.get("activation_function", "gelu")
     )
     text = TextConfig(
-        vocab_size=t["vocab_size"],
-        hidden_size=t["hidden_size"],
-        intermediate_size=t["intermediate_size"],
-        num_hidden_layers=t["num_hidden_layers"],
-        num_attention_heads=t["num_attention_heads"],
+        **{k: t[k] for k in TEXT_FIELDS},
         num_key_value_heads=t.get("num_key_value_heads") or t["num_attention_heads"],
         head_dim=head_dim,
-        rms_norm_eps=t["rms_norm_eps"],
         rope_theta=float(rope_theta),
-        max_position_embeddings=t["max_position_embeddings"],
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         hidden_act=t.get("hidden_act", "silu"),
     )
@@ -139,21 +131,17 @@ def hf_config_dict(cfg: ThinkerConfig, base: dict[str, Any] | None = None, dtype
     base = base.get("thinker_config", base)
     a, t = cfg.audio, cfg.text
     audio = base.setdefault("audio_config", {})
-    audio.update(
-        num_mel_bins=a.num_mel_bins, d_model=a.d_model, encoder_layers=a.encoder_layers,
-        encoder_attention_heads=a.encoder_attention_heads, encoder_ffn_dim=a.encoder_ffn_dim,
-        n_window=a.n_window, output_dim=a.output_dim, max_source_positions=a.max_source_positions,
-    )  # fmt: skip
+    audio.update({k: getattr(a, k) for k in AUDIO_FIELDS}, activation_function=a.activation_function)
     audio.setdefault("model_type", "qwen2_5_omni_audio_encoder")
     text = base.setdefault("text_config", {})
+    text.update({k: getattr(t, k) for k in TEXT_FIELDS})
     text.update(
-        vocab_size=t.vocab_size, hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
-        num_hidden_layers=t.num_hidden_layers, num_attention_heads=t.num_attention_heads,
-        num_key_value_heads=t.num_key_value_heads, head_dim=t.head_dim, rms_norm_eps=t.rms_norm_eps,
-        max_position_embeddings=t.max_position_embeddings, tie_word_embeddings=t.tie_word_embeddings,
-    )  # fmt: skip
+        num_key_value_heads=t.num_key_value_heads,
+        head_dim=t.head_dim,
+        tie_word_embeddings=t.tie_word_embeddings,
+    )
     text.setdefault("model_type", "qwen2_5_omni_text")
-    text.setdefault("hidden_act", "silu")
+    text["hidden_act"] = t.hidden_act
     text.setdefault("use_sliding_window", False)
     text.pop("layer_types", None)
     if isinstance(text.get("rope_parameters"), dict):

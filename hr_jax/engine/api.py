@@ -75,11 +75,7 @@ def run_prefill(
     """The jitted prefill of `batch` under `spec`, with `cache_extra` free cache slots; returns the
     device state and what `prepare` made of the batch."""
     p = prepare(model, batch, spec, cache_extra, mesh)
-    state = prefill_core(
-        p.params, model.config, p.plan, p.input_ids, p.attention_mask, p.input_features,
-        p.feature_attention_mask, p.keep_k, p.router, p.key,
-    )  # fmt: skip
-    return state, p
+    return prefill_core(p.params, model.config, p.plan, p.inputs, p.router, p.key), p
 
 
 def _kept_positions(state: PrefillState, shift: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hr_jax.engine.planning import Plan
+from hr_jax.engine.planning import Plan, PrefillInputs
 from hr_jax.engine.sampling import sample_tokens
 from hr_jax.pruning import LayerView, RouterArrays, Selection, select_tokens
 from hr_jax.pruning.slots import take_rows
@@ -129,34 +129,21 @@ def prefill_core(
     params: ThinkerParams,
     cfg: ThinkerConfig,
     plan: Plan,
-    input_ids: jax.Array,
-    attention_mask: jax.Array,
-    input_features: jax.Array,
-    feature_attention_mask: jax.Array,
-    keep_k: jax.Array,
+    inputs: PrefillInputs,
     router: RouterArrays,
     key: jax.Array,
 ) -> PrefillState:
-    """Jitted prefill. Shapes: input_ids/attention_mask `[B, L]`, input_features `[B, mel, T]`,
-    feature_attention_mask `[B, T]`, keep_k `[B]` audio tokens to keep per row."""
-    h = embed_inputs(params, cfg, input_ids, input_features, feature_attention_mask)
-    return prefill_from_embeds(params, cfg, plan, h, input_ids, attention_mask, keep_k, router, key)
+    """Jitted prefill of the bucket-padded batch `inputs` (see `PrefillInputs` for the shapes)."""
+    x = inputs
+    h = embed_inputs(params, cfg, x.input_ids, x.input_features, x.feature_attention_mask)
+    return prefill_from_embeds(params, cfg, plan, h, x.input_ids, x.attention_mask, x.keep_k, router, key)
 
 
 prefill_embeds_core = jax.jit(prefill_from_embeds, static_argnames=("cfg", "plan"))
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def forward_core(
-    params: ThinkerParams,
-    cfg: ThinkerConfig,
-    input_ids: jax.Array,
-    attention_mask: jax.Array,
-    input_features: jax.Array,
-    feature_attention_mask: jax.Array,
-) -> jax.Array:
-    """Unpruned logits at every position `[B, L, V]`."""
-    return thinker_forward(params, cfg, input_ids, attention_mask, input_features, feature_attention_mask)
+# Unpruned logits at every position `[B, L, V]` (parity checks).
+forward_core = jax.jit(thinker_forward, static_argnames=("cfg",))
 
 
 # ----------------------------------------------------------------------------------------------

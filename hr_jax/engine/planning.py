@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hr_jax.batch import Batch
@@ -72,17 +73,25 @@ class Plan:
         return VANILLA if self.selection is None else self.selection.method
 
 
-@dataclasses.dataclass(frozen=True)
-class Prepared:
-    """What the jitted prefill takes, on device: the plan, the bucket-padded batch's arrays, keep
-    counts `[B]`, the router's arrays and the PRNG key; `shift` is the left padding the bucket added."""
+@struct.dataclass
+class PrefillInputs:
+    """The bucket-padded batch on device: input_ids / attention_mask `[B, L]`, input_features
+    `[B, mel, T]`, feature_attention_mask `[B, T]`, and keep_k `[B]` audio tokens to keep per row."""
 
-    plan: Plan
     input_ids: jax.Array
     attention_mask: jax.Array
     input_features: jax.Array
     feature_attention_mask: jax.Array
     keep_k: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What the jitted prefill takes: the plan, the inputs, the router's arrays and the PRNG key, and
+    the parameters (replicated over the mesh, if any); `shift` is the left padding the bucket added."""
+
+    plan: Plan
+    inputs: PrefillInputs
     router: RouterArrays
     key: jax.Array
     shift: int
@@ -227,17 +236,16 @@ def prepare(
     prefilter = router.prefilter_for(spec.method) if is_routed(spec.method) else None
     padded = pad_to_buckets(model, batch)
     plan, keep = make_plan(model, padded, spec, m, prefilter, cache_extra)
-    ids, mask, feats, fmask, keep_k = place(
-        [padded.input_ids, padded.attention_mask, padded.input_features, padded.feature_attention_mask, keep],
-        mesh,
-    )
+    arrays = [
+        padded.input_ids,
+        padded.attention_mask,
+        padded.input_features,
+        padded.feature_attention_mask,
+        keep,
+    ]
     return Prepared(
         plan=plan,
-        input_ids=ids,
-        attention_mask=mask,
-        input_features=feats,
-        feature_attention_mask=fmask,
-        keep_k=keep_k,
+        inputs=PrefillInputs(*place(arrays, mesh)),
         router=RouterArrays.from_router(router),
         key=jax.random.key(spec.seed),
         shift=padded.input_ids.shape[1] - batch.input_ids.shape[1],

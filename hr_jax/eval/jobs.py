@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from hr_jax.eval.datasets import Sample
+from hr_jax.eval.samples import Sample
 from hr_jax.pruning.methods import ALL_METHODS, VANILLA
 
 

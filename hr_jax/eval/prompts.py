@@ -23,7 +23,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hr_jax.eval.datasets import LETTERS, Sample, parse_record
+from hr_jax.eval.datasets import parse_record
+from hr_jax.eval.samples import LETTERS, Sample
 from hr_jax.eval.tasks import SYNTH
 
 MC_INSTRUCTION = "Listen to the audio carefully and answer the following question."

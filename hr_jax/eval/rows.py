@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from hr_jax.eval import results
-from hr_jax.eval.datasets import Sample
 from hr_jax.eval.metrics import normalize_transcript
 from hr_jax.eval.prompts import clean_transcript, parse_answer
+from hr_jax.eval.samples import Sample
 
 
 def kept_audio_mask(out: Any, row: int, num_audio: int) -> np.ndarray | None:

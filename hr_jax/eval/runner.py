@@ -46,7 +46,7 @@ import numpy as np
 
 from hr_jax.eval import audio_io, results
 from hr_jax.eval.audiomarathon import OFFICIAL
-from hr_jax.eval.datasets import Sample, load_benchmark
+from hr_jax.eval.datasets import load_benchmark
 from hr_jax.eval.generate_fn import GenerateFn, engine_generate_fn
 from hr_jax.eval.jobs import (
     Job,
@@ -61,6 +61,7 @@ from hr_jax.eval.jobs import (
 from hr_jax.eval.prompts import build_prompt
 from hr_jax.eval.rows import error_row, result_row
 from hr_jax.eval.run_lock import RunLock
+from hr_jax.eval.samples import Sample
 from hr_jax.eval.tasks import normalize_benchmark
 
 MAX_CONSECUTIVE_FAILURES = 3

@@ -68,8 +68,8 @@ def _record_sample(rec: dict[str, Any], base: str) -> CalibrationSample:
         prompt = str(rec["prompt"])
         answer = str(rec.get("answer", rec.get("target", "")))
     else:
-        from hr_jax.eval.datasets import answer_letter
         from hr_jax.eval.prompts import instruction
+        from hr_jax.eval.samples import answer_letter
 
         choices = [rec[f"choice_{c}"] for c in "abcd" if rec.get(f"choice_{c}")]
         answer = str(rec.get("target", rec.get("answer_gt", "")))

@@ -122,7 +122,9 @@ def generate(
     wav_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     for i in tqdm(range(n), desc=f"{split}/{task}", unit="clip", disable=not progress, leave=False):
-        audio, rec = make_example(task, i, split, seed, min_seconds, max_seconds)
+        audio, rec = make_example(
+            task, i, split=split, seed=seed, min_seconds=min_seconds, max_seconds=max_seconds
+        )
         rel = f"{task}/wav/{split}_{i:05d}.wav"
         sf.write(out / rel, audio, SAMPLE_RATE, subtype="PCM_16")
         records.append({"path": rel, **rec})

@@ -134,6 +134,7 @@ class Plan:
     answer: str
     items: list[dict[str, Any]]  # informative segments to render, see ``_render_item``
     meta: dict[str, Any] = field(default_factory=dict)
+    max_seconds: float | None = None  # longest the clip may be stretched to fit the informative audio
 
     @property
     def category(self) -> str:
@@ -280,7 +281,7 @@ def plan_example(
 
     if spec.n_choices:
         assert len(choices) == spec.n_choices and answer in choices
-    return Plan(task, split, seed, index, seconds, question, choices, answer, items, meta)
+    return Plan(task, split, seed, index, seconds, question, choices, answer, items, meta, max_seconds)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,10 +349,11 @@ def _fill(
         cursor += audio.size
 
 
-def render(plan: Plan, max_seconds: float | None = None) -> tuple[np.ndarray, list[list[float]], list[dict]]:
+def render(plan: Plan) -> tuple[np.ndarray, list[list[float]], list[dict]]:
     """Audio of a plan: ``(waveform float32 @16 kHz, informative segments [[start, end], ...] in seconds,
-    distractor list)``. The clip is ``plan.seconds`` long, stretched (up to ``max_seconds``) only when the
-    informative audio does not fit; raises ``ValueError`` when it cannot fit at all."""
+    distractor list)``. The clip is ``plan.seconds`` long, stretched (up to ``plan.max_seconds``) only
+    when the informative audio does not fit; raises ``ValueError`` when it cannot fit at all."""
+    max_seconds = plan.max_seconds
     spec = TASKS[plan.task]
     _, rng_audio, rng_layout = _streams(plan.seed, plan.split, plan.task, plan.index)
     parts = [_render_item(it, rng_audio) for it in plan.items]
@@ -395,20 +397,14 @@ def letters(n: int) -> str:
     return "ABCD"[:n]
 
 
-def make_example(
-    task: str,
-    index: int,
-    split: str = "train",
-    seed: int | None = None,
-    min_seconds: float = 15.0,
-    max_seconds: float = 90.0,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Synthesize example ``index`` of ``task`` in memory: ``(waveform, record)``.
+def make_example(task: str, index: int, **plan_args: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Synthesize example ``index`` of ``task`` in memory: ``(waveform, record)``. `plan_args` are
+    :func:`plan_example`'s (``split``, ``seed``, ``min_seconds``, ``max_seconds``).
 
     The record has every field of :func:`hr_jax.synth.generate`'s records except ``path``.
     """
-    plan = plan_example(task, index, split, seed, min_seconds, max_seconds)
-    audio, segments, distractors = render(plan, max_seconds)
+    plan = plan_example(task, index, **plan_args)
+    audio, segments, distractors = render(plan)
     meta = dict(plan.meta, distractors=distractors)
     return audio, plan_to_record(plan, duration=audio.size / SAMPLE_RATE, segments=segments, meta=meta)
 

@@ -79,9 +79,9 @@ def make_train_example(
     task = tasks[index % len(tasks)]
     k = index // len(tasks)
     try:
-        wave, rec = make_example(task, k, "train", seed, min_s, max_s)
+        wave, rec = make_example(task, k, split="train", seed=seed, min_seconds=min_s, max_seconds=max_s)
     except ValueError:  # the informative audio does not fit in max_s: allow a longer clip
-        wave, rec = make_example(task, k, "train", seed, min_s, 2 * max_s)
+        wave, rec = make_example(task, k, split="train", seed=seed, min_seconds=min_s, max_seconds=2 * max_s)
     rng = np.random.default_rng([seed, index, 17])
     style = PROMPT_STYLES[int(rng.integers(len(PROMPT_STYLES)))]
     feats, fmask = extract_features([wave])
