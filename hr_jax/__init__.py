@@ -43,7 +43,7 @@ __all__ = [
 
 
 def calibrate(*args, **kwargs):
-    """See `hr_jax.pruning.calibrate.calibrate`."""
-    from hr_jax.pruning.calibrate import calibrate as _calibrate
+    """See `hr_jax.calibrate.calibrate`."""
+    from hr_jax.calibrate import calibrate as _calibrate
 
     return _calibrate(*args, **kwargs)

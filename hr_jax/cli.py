@@ -38,7 +38,7 @@ def generate_main(argv: Sequence[str] | None = None) -> int:
 COMMANDS = {
     "demo": ("hr_jax.demo", "demo_main"),
     "generate": ("hr_jax.cli", "generate_main"),
-    "calibrate": ("hr_jax.pruning.calibrate", "calibrate_main"),
+    "calibrate": ("hr_jax.calibrate", "calibrate_main"),
     "eval": ("hr_jax.eval.cli", "eval_main"),
     "report": ("hr_jax.eval.cli", "report_main"),
 }

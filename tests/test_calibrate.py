@@ -10,15 +10,15 @@ import soundfile as sf
 from conftest import waveform
 
 from hr_jax.batch import make_batch
-from hr_jax.engine import forward, prefill
-from hr_jax.engine.scoring import answer_ids, answer_logprob
-from hr_jax.pruning.calibrate import (
+from hr_jax.calibrate import (
     CalibrationSample,
     calibrate,
     calibrate_main,
     load_samples,
     plot_selectivity_heatmap,
 )
+from hr_jax.engine import forward, prefill
+from hr_jax.engine.scoring import answer_ids, answer_logprob
 from hr_jax.pruning.router import Router
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from hr_jax.pruning import baselines, dart, headrouter, topk
-from hr_jax.pruning.calibrate import calibrate_centers, profile_from_ablation
+from hr_jax.pruning.calibration import calibrate_centers, profile_from_ablation
 from hr_jax.pruning.methods import HEADROUTER_METHODS
 from hr_jax.pruning.router import Router, RouterArrays, RouterError
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -14,8 +14,15 @@ from hr_jax.eval import plots, results
 from hr_jax.eval.audio_io import load_waveform
 from hr_jax.pruning.methods import ALL_METHODS, DISPLAY_NAMES
 
-if TYPE_CHECKING:
-    from hr_jax.eval.report import Report
+
+class Report(Protocol):
+    """What the figures read of `hr_jax.eval.report.Report`: its task columns (`.key`, `.label`), its
+    ratios, and its notes (the figures add theirs)."""
+
+    columns: Sequence[Any]
+    notes: list[str]
+
+    def ratios(self) -> list[float]: ...
 
 
 def _pick_ratio(available: Sequence[float], wanted: float | None) -> float | None:

@@ -5,7 +5,8 @@
 - `headrouter`, `baselines`, `dart`: each method's scores and choice.
 - `topk`: candidates (frame pre-filter, frame stride) and the shared top-k; `slots`: where each
   row's audio and probe-text tokens sit.
-- `router`: router files; `calibrate`: computing one from labelled samples.
+- `router`: router files; `calibration`: the math that turns measurements into one
+  (`hr_jax.calibrate` runs the model to measure them).
 """
 
 from hr_jax.pruning.methods import ALL_METHODS, PRUNING_METHODS, VANILLA

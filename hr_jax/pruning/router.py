@@ -9,7 +9,7 @@ A router file is JSON with exactly these keys (the fields of ``Router``)::
 
 ``prefilter`` is the frame pre-filter factor lambda; ``null`` (or ``Infinity`` on input) disables it.
 ``RouterArrays`` hands the numbers to the jitted prefill as traced arrays (``hr_jax.pruning.headrouter``
-holds the math that reads them; ``hr_jax.pruning.calibrate`` computes them).
+holds the math that reads them; ``hr_jax.calibrate`` measures them).
 """
 
 from __future__ import annotations
