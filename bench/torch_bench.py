@@ -64,7 +64,7 @@ class TorchBench:
             )
         self.dtype = _torch_dtype(dtype)
 
-    def _sync(self) -> None:
+    def sync(self) -> None:
         if self.cuda:
             self.torch.cuda.synchronize()
 
@@ -95,7 +95,7 @@ class TorchBench:
             out = self.model.get_audio_features(
                 x["input_features"], x["feature_attention_mask"]
             ).last_hidden_state
-            self._sync()
+            self.sync()
             return out
 
         return self._measure(run, repeats=repeats, warmup=warmup)
@@ -129,7 +129,7 @@ class TorchBench:
                 return_dict=True,
             )
             logits = self.model.lm_head(out.last_hidden_state[:, -1])
-            self._sync()
+            self.sync()
             return logits
 
         return self._measure(run, repeats=repeats, warmup=warmup)
@@ -156,7 +156,7 @@ class TorchBench:
                 self.times = []
 
             def __call__(self, input_ids, scores):
-                bench._sync()
+                bench.sync()
                 self.times.append(time.perf_counter())
                 return scores
 
