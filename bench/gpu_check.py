@@ -102,11 +102,13 @@ def _backend() -> str:
     return jax.default_backend()
 
 
-def timing(out_dir: Path, preset: str, seconds: float) -> dict[str, Any]:
+def timing(out_dir: Path, preset: str, seconds: float, quick: bool = False) -> dict[str, Any]:
     path = out_dir / "timing.json"
     cmd = [sys.executable, "-m", "bench.run", "--preset", preset, "--seconds", f"{seconds:g}", "--ratios",
            "0,0.6", "--batch", "1", "--decode-tokens", "32", "--repeats", "3",
            "--json", str(path)]  # fmt: skip
+    if quick:  # a smoke run: one repeat, a few decode steps, no machine-floor measurement
+        cmd += ["--repeats", "1", "--warmup", "0", "--decode-tokens", "4", "--no-floor"]
     start = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parity-size", default="3B", choices=["3B", "7B", "tiny"])
     ap.add_argument("--parity-layers", type=int, default=2)
     ap.add_argument("--parity-seconds", type=float, default=30.0)
+    ap.add_argument("--quick", action="store_true", help="smoke run of the timing (CPU test)")
     args = ap.parse_args(argv)
 
     import jax
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind)}
     with tempfile.TemporaryDirectory(prefix="hr_jax_gpu_check_") as tmp:
         result["parity"] = parity(Path(tmp), args.parity_size, args.parity_layers, args.parity_seconds)
-    result["timing"] = timing(args.out, args.preset, args.seconds)
+    result["timing"] = timing(args.out, args.preset, args.seconds, args.quick)
     result["wall_s"] = time.perf_counter() - start
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (args.out / "gpu_check.md").write_text(report(result))

@@ -34,7 +34,7 @@ from hr_jax.batch import make_batch
 from hr_jax.engine import answer_logprob, prefill
 from hr_jax.eval.prompts import instruction
 from hr_jax.eval.samples import answer_letter
-from hr_jax.model import Model, load
+from hr_jax.model import ROUTER_FILE, Model, load, resolve_checkpoint
 from hr_jax.pruning.calibration import CALIBRATION_CATEGORIES, calibrate_centers, profile_from_ablation
 from hr_jax.pruning.router import Router
 
@@ -207,9 +207,13 @@ def summary(result: CalibrationResult) -> str:
 
 def calibrate_main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="hr-jax calibrate", description="Calibrate a HeadRouter router file.")
-    ap.add_argument("--ckpt", required=True, help="converted checkpoint directory")
+    ap.add_argument(
+        "--ckpt", required=True, help="converted checkpoint directory, or demo (the shipped model)"
+    )
     ap.add_argument("--data", required=True, help="calibration records (JSON/JSONL file or directory)")
-    ap.add_argument("--out", required=True, help="router JSON to write")
+    ap.add_argument(
+        "--out", default=None, help="router JSON to write (default: the checkpoint's router.json)"
+    )
     ap.add_argument("--ratio", type=float, default=0.6, help="pruning ratio of the head ablation")
     ap.add_argument("--prune-layer", type=int, default=2)
     ap.add_argument("--prefilter", type=float, default=2.0, help="frame pre-filter λ (<=0: none)")
@@ -225,9 +229,10 @@ def calibrate_main(argv: Sequence[str] | None = None) -> int:
         picked += [s for s in samples if s.category == c][: args.per_category]
     prefilter = args.prefilter if args.prefilter > 0 else None
     result = calibrate(model, picked, args.ratio, args.prune_layer, prefilter, args.batch_size)
-    result.router.save(args.out)
-    heatmap = args.heatmap or os.path.splitext(args.out)[0] + "_selectivity.png"
+    out = args.out or os.fspath(resolve_checkpoint(args.ckpt) / ROUTER_FILE)
+    result.router.save(out)
+    heatmap = args.heatmap or os.path.splitext(out)[0] + "_selectivity.png"
     plot_selectivity_heatmap(result, heatmap)
     print(summary(result))
-    print(f"wrote {args.out} and {heatmap}")
+    print(f"wrote {out} and {heatmap}")
     return 0

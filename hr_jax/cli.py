@@ -12,7 +12,9 @@ def generate_main(argv: Sequence[str] | None = None) -> int:
     from hr_jax.pruning.methods import ALL_METHODS
 
     ap = argparse.ArgumentParser(prog="hr-jax generate", description="Generate text from audio.")
-    ap.add_argument("--ckpt", required=True, help="converted checkpoint directory")
+    ap.add_argument(
+        "--ckpt", required=True, help="converted checkpoint directory, or demo (the shipped model)"
+    )
     ap.add_argument("--audio", required=True, nargs="+", help="audio file(s)")
     ap.add_argument("--prompt", default="Describe the audio.")
     ap.add_argument("--ratio", type=float, default=0.0, help="share of audio tokens to prune, in [0, 1)")

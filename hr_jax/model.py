@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -50,6 +51,7 @@ class Model:
     feature_extractor: LogMelExtractor = struct.field(pytree_node=False)
     name: str = struct.field(pytree_node=False, default="")
     stop_ids: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
+    router_path: str | None = struct.field(pytree_node=False, default=None)  # the checkpoint's router.json
 
     @property
     def dtype(self) -> jnp.dtype:
@@ -76,13 +78,29 @@ def default_stop_ids(tokenizer: Any, generation_config: dict[str, Any]) -> tuple
     return tuple(sorted(int(i) for i in ids if isinstance(i, int) and i >= 0))
 
 
+DEMO = "demo"  # `--ckpt demo` / `hr_jax.load("demo")`: the model shipped with the package
+DEMO_DIR = Path(__file__).parent / "assets" / "synth_model"
+ROUTER_FILE = "router.json"  # a router saved in a checkpoint directory is its default
+
+
+def resolve_checkpoint(ckpt_dir: str | os.PathLike) -> Path:
+    """The directory `ckpt_dir` names: itself, or the shipped model for "demo" (unless a directory of
+    that name exists)."""
+    path = Path(ckpt_dir)
+    if os.fspath(ckpt_dir) == DEMO and not path.exists():
+        return DEMO_DIR
+    return path
+
+
 def load(ckpt_dir: str | os.PathLike, dtype: str | jnp.dtype | None = None) -> Model:
     """Loads a directory written by `python -m convert.hf_to_jax` onto the default device.
 
     Args:
-      ckpt_dir: the converted checkpoint.
+      ckpt_dir: the converted checkpoint, or "demo" for the model shipped with the package. Its
+        `router.json`, when present, is the HeadRouter router used when a call names none.
       dtype: cast parameters to this dtype (e.g. "bfloat16", "float32"); default keeps the saved one.
     """
+    ckpt_dir = resolve_checkpoint(ckpt_dir)
     from transformers import AutoTokenizer
 
     from hr_jax.checkpoint import load_params
@@ -99,6 +117,7 @@ def load(ckpt_dir: str | os.PathLike, dtype: str | jnp.dtype | None = None) -> M
         feature_extractor=LogMelExtractor.for_checkpoint(ckpt_dir, cfg),
         name=os.path.basename(os.path.normpath(os.fspath(ckpt_dir))),
         stop_ids=default_stop_ids(tokenizer, gen),
+        router_path=os.fspath(ckpt_dir / ROUTER_FILE) if (ckpt_dir / ROUTER_FILE).is_file() else None,
     )
 
 

@@ -25,9 +25,17 @@ def embed_inputs(
 ) -> jax.Array:
     """Token embeddings `[B, L, D]` with the k-th `<|AUDIO|>` token of each row replaced by the
     row's k-th audio-encoder output. The caller guarantees the counts agree (see `hr_jax.batch`)."""
-    h = params.embed[input_ids]
     num_frames = feature_attention_mask.astype(jnp.int32).sum(-1)
     tokens, _ = encode_audio(params.audio, cfg.audio, input_features, num_frames)
+    return splice_audio(params, cfg, input_ids, tokens)
+
+
+def splice_audio(
+    params: ThinkerParams, cfg: ThinkerConfig, input_ids: jax.Array, tokens: jax.Array
+) -> jax.Array:
+    """Token embeddings `[B, L, D]` of `input_ids` `[B, L]` with the k-th `<|AUDIO|>` token of each row
+    replaced by `tokens[b, k]` (`[B, Na, D]`, the audio encoder's output)."""
+    h = params.embed[input_ids]
     is_audio = input_ids == cfg.audio_token_id
     rank = jnp.clip(jnp.cumsum(is_audio, axis=1) - 1, 0, tokens.shape[1] - 1)
     gathered = jnp.take_along_axis(tokens, rank[..., None], axis=1).astype(h.dtype)

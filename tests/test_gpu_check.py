@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_check_script_runs_on_cpu_with_the_tiny_preset_and_writes_json_and_table(tmp_path):
-    args = "--preset tiny --seconds 3 --parity-size tiny --parity-seconds 2"
+    args = "--preset tiny --seconds 3 --parity-size tiny --parity-seconds 2 --quick"
     env = {**os.environ, "OUT": str(tmp_path), "JAX_PLATFORMS": "cpu", "HR_JAX_GPU_CHECK_ARGS": args}
     r = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=REPO, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

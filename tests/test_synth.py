@@ -45,6 +45,7 @@ RECORD_KEYS = {
     "duration",
     "segments",
     "meta",
+    "timeline",
 }
 
 

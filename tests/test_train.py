@@ -65,12 +65,14 @@ def test_three_steps_decrease_loss(runs):
     assert (full / "loss.png").stat().st_size > 0
     # the same batch scores better with the trained parameters than with the initial ones
     tok = T.load_tokenizer(full / "tokenizer")
-    exs = [T.make_train_example(tok, i, tcfg.task_names(), tcfg.data_seed, 3.5, 3.5) for i in range(2)]
-    batch = T.collate(exs, int(tok.pad_token_id))
-    cfg, p0 = T.init_model(tcfg)
+    stage = tcfg.stages()[0]
+    exs = [T.make_train_example(tok, i, tcfg.task_names(), tcfg, stage) for i in range(2)]
+    batch = T.collate(exs, int(tok.pad_token_id), tcfg.target_slots)
+    cfg, p0 = T.init_train_params(tcfg)
     _, p3 = _params(full, tcfg)
-    l0 = float(T.loss_fn(p0, cfg, batch)[0])
-    l3 = float(T.loss_fn(p3, cfg, batch)[0])
+    weights = (tcfg.label_weight, tcfg.ctc_weight)
+    l0 = float(T.loss_fn(p0, cfg, batch, weights)[0])
+    l3 = float(T.loss_fn(p3, cfg, batch, weights)[0])
     assert l3 < l0 - 0.1, (l0, l3)
     assert log[-1]["loss"] < log[0]["loss"]
 
@@ -102,7 +104,7 @@ def test_trained_export_loads_in_transformers_with_same_logits(runs, tmp_path):
     jx = convert(hf, tmp_path / "jax", dtype="float32")
     model = hr_jax.load(jx)
     _, trained = _params(full, tcfg)
-    for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(trained), strict=True):
+    for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(trained["model"]), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     from hr_jax.synth import make_example
 

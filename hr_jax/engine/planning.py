@@ -114,11 +114,11 @@ _warned_uniform = False
 
 
 def resolve_router(model: Model, spec: PruningSpec, warn: bool = True) -> tuple[Router, int]:
-    """(Router, prune_layer) of a spec: loads router files; without one, uniform profiles (with a
-    warning, once, for HeadRouter methods)."""
+    """(Router, prune_layer) of a spec: loads router files; without one, the checkpoint's own router
+    (`Model.router_path`), else uniform profiles (with a warning, once, for HeadRouter methods)."""
     global _warned_uniform
     heads = model.config.text.num_attention_heads
-    router = spec.router
+    router = spec.router if spec.router is not None else model.router_path
     if router is None:
         m = DEFAULT_PRUNE_LAYER if spec.prune_layer is None else spec.prune_layer
         if is_routed(spec.method) and warn and not _warned_uniform:

@@ -44,7 +44,7 @@ def eval_parser() -> argparse.ArgumentParser:
         "methods and ratios, data-parallel over all local devices; resumable.",
     )
     p.add_argument(
-        "--ckpt", required=True, help="converted checkpoint directory (python -m convert.hf_to_jax)"
+        "--ckpt", required=True, help="converted checkpoint directory (python -m convert.hf_to_jax), or demo"
     )
     p.add_argument(
         "--data-dir", required=True, help="benchmark directory you downloaded (see hr_jax/eval/README.md)"

@@ -16,7 +16,9 @@ there is no option: all four for the ASR-like ``digits`` task, ``c``/``d`` for `
 ``answer_letter`` (``"A"``..``"D"``, ``""`` for ``digits``), ``target`` (training target text),
 ``transcript`` (``digits`` only, same as ``answer_gt``), ``task``, ``category``
 (``semantic``/``acoustic``/``mixed``), ``split``, ``index``, ``duration`` (s),
-``segments`` (``[[start, end], ...]`` of the informative audio, s) and ``meta`` (voice, distractors...).
+``segments`` (``[[start, end], ...]`` of the informative audio, s), ``meta`` (voice, distractors...) and
+``timeline`` (everything that sounds, in time order: kind, label, span, speech with its words, and whether
+it is informative; see :func:`hr_jax.synth.render.render`).
 
 CLI: ``python -m hr_jax.synth --out DIR --split test --n 50 [--tasks digits,gender] [--seed S]
 [--min-seconds 15 --max-seconds 90]``.
@@ -34,6 +36,9 @@ from typing import Any
 import soundfile as sf
 from tqdm import tqdm
 
+from hr_jax.audio import SAMPLE_RATE
+
+from .render import make_example, render
 from .sounds import MELODY_STYLES, SCENES, SOUND_EVENTS
 from .speech import EspeakNotFoundError, Voice, espeak_binary
 from .tasks import (
@@ -41,14 +46,12 @@ from .tasks import (
     DIGITS,
     NEUTRAL_SENTENCES,
     QA_TEMPLATES,
-    SAMPLE_RATE,
     SPLIT_SEEDS,
     SPLITS,
     TASK_NAMES,
     TASKS,
     TaskSpec,
     format_prompt,
-    make_example,
     plan_example,
     plan_to_record,
 )
@@ -70,6 +73,7 @@ __all__ = [
     "format_prompt",
     "generate",
     "make_example",
+    "render",
     "plan_example",
     "task_file",
 ]

@@ -395,9 +395,11 @@ def melody(style: str, seconds: float, rng: np.random.Generator, rms: float = 0.
 DISTRACTOR_KINDS: tuple[str, ...] = ("tone", "chord", "clicks", "noise", "event", "melody")
 
 
-def distractor_sound(rng: np.random.Generator, rms: float = 0.05) -> tuple[str, np.ndarray]:
-    """A random non-speech sound (kind, audio): tone, chord, click train, noise burst, event or melody."""
+def distractor_sound(rng: np.random.Generator, rms: float = 0.05) -> tuple[str, str, np.ndarray]:
+    """A random non-speech sound ``(kind, label, audio)``: tone, chord, click train, noise burst, event or
+    melody; the label names the event or the melody style (``"<style> music"``), else it is the kind."""
     kind = DISTRACTOR_KINDS[int(rng.integers(len(DISTRACTOR_KINDS)))]
+    label = kind
     if kind == "tone":
         x = tone(
             rng.uniform(200, 2000), rng.uniform(0.3, 1.5), str(rng.choice(["sine", "triangle", "square"]))
@@ -412,7 +414,10 @@ def distractor_sound(rng: np.random.Generator, rms: float = 0.05) -> tuple[str, 
         n = n_samples(rng.uniform(0.3, 1.5))
         x = coloured_noise(str(rng.choice(NOISE_COLOURS)), n, rng) * envelope(n, 0.05, 0.1)
     elif kind == "event":
-        x = sound_event(SOUND_EVENTS[int(rng.integers(len(SOUND_EVENTS)))], rng)
+        label = SOUND_EVENTS[int(rng.integers(len(SOUND_EVENTS)))]
+        x = sound_event(label, rng)
     else:
-        x = melody(MELODY_STYLES[int(rng.integers(len(MELODY_STYLES)))], rng.uniform(1.5, 3.0), rng)
-    return kind, normalize_rms(x, rms)
+        style = MELODY_STYLES[int(rng.integers(len(MELODY_STYLES)))]
+        label = f"{style} music"
+        x = melody(style, rng.uniform(1.5, 3.0), rng)
+    return kind, label, normalize_rms(x, rms)

@@ -35,10 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from hr_jax.audio import SAMPLE_RATE
-
 from . import sounds
-from .speech import random_voice, speak
+from .speech import random_voice
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 SPLIT_SEEDS: dict[str, int] = {"train": 1234, "dev": 5678, "test": 9012}
@@ -145,7 +143,7 @@ def _stable_id(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
-def _streams(seed: int, split: str, task: str, index: int) -> list[np.random.Generator]:
+def streams(seed: int, split: str, task: str, index: int) -> list[np.random.Generator]:
     """Independent generators for plan, audio and layout of one example."""
     ss = np.random.SeedSequence([seed, _stable_id(split), _stable_id(task), index])
     return [np.random.default_rng(s) for s in ss.spawn(3)]
@@ -195,7 +193,7 @@ def plan_example(
     seed = _resolve_seed(split, seed)
     if not 0 < min_seconds <= max_seconds:
         raise ValueError(f"need 0 < min_seconds <= max_seconds, got {min_seconds}, {max_seconds}")
-    rng = _streams(seed, split, task, index)[0]
+    rng = streams(seed, split, task, index)[0]
     seconds = float(rng.uniform(min_seconds, max_seconds))
     # informative segments are a few seconds, shorter when the clip is very short
     seg = min(float(rng.uniform(3.0, 6.0)), max(1.0, 0.5 * seconds))
@@ -284,129 +282,9 @@ def plan_example(
     return Plan(task, split, seed, index, seconds, question, choices, answer, items, meta, max_seconds)
 
 
-# --------------------------------------------------------------------------------------------------
-# Audio
-# --------------------------------------------------------------------------------------------------
-
-
-def _render_item(item: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    """Audio of one informative item, at a level between 0.07 and 0.12 RMS."""
-    rms = float(rng.uniform(0.07, 0.12))
-    kind = item["kind"]
-    if kind == "speech":
-        return sounds.normalize_rms(speak(item["text"], item["voice"]), rms, max_peak=0.9)
-    if kind == "event":
-        return sounds.sound_event(item["name"], rng, rms)
-    if kind == "scene":
-        return sounds.scene(item["name"], item["seconds"], rng, rms)
-    if kind == "melody":
-        return sounds.melody(item["style"], item["seconds"], rng, rms)
-    if kind == "word_sound":
-        word = sounds.normalize_rms(speak(item["word"], item["voice"]), rms, max_peak=0.9)
-        event = sounds.sound_event(item["event"], rng, rms)
-        gap = np.zeros(sounds.n_samples(item["gap"]), dtype=np.float32)
-        return np.concatenate([word, gap, event])
-    raise ValueError(f"unknown item kind {kind!r}")
-
-
-def _distractor(kinds: Sequence[str], rng: np.random.Generator, level: float) -> tuple[str, np.ndarray]:
-    kind = kinds[int(rng.integers(len(kinds)))]
-    if kind == "speech":
-        text = NEUTRAL_SENTENCES[int(rng.integers(len(NEUTRAL_SENTENCES)))]
-        return "speech", sounds.normalize_rms(speak(text, random_voice(rng)), level, max_peak=0.9)
-    while True:  # draw a non-speech sound of an allowed kind
-        got, audio = sounds.distractor_sound(rng, level)
-        if got in kinds:
-            return got, audio
-
-
-def _fill(
-    clip: np.ndarray,
-    start: int,
-    end: int,
-    kinds: Sequence[str],
-    rng: np.random.Generator,
-    base_level: float,
-    out: list[dict[str, Any]],
-) -> None:
-    """Place distractors in ``clip[start:end]`` with exponential gaps (mean ``MEAN_DISTRACTOR_GAP``)."""
-    cursor = start
-    while True:
-        cursor += sounds.n_samples(float(rng.exponential(MEAN_DISTRACTOR_GAP)))
-        if cursor >= end:
-            return
-        kind, audio = _distractor(kinds, rng, base_level * float(rng.uniform(0.3, 0.8)))
-        if cursor + audio.size > end:
-            return
-        sounds.place(clip, audio, cursor)
-        out.append(
-            {
-                "kind": kind,
-                "start": round(cursor / SAMPLE_RATE, 3),
-                "end": round((cursor + audio.size) / SAMPLE_RATE, 3),
-            }
-        )
-        cursor += audio.size
-
-
-def render(plan: Plan) -> tuple[np.ndarray, list[list[float]], list[dict]]:
-    """Audio of a plan: ``(waveform float32 @16 kHz, informative segments [[start, end], ...] in seconds,
-    distractor list)``. The clip is ``plan.seconds`` long, stretched (up to ``plan.max_seconds``) only
-    when the informative audio does not fit; raises ``ValueError`` when it cannot fit at all."""
-    max_seconds = plan.max_seconds
-    spec = TASKS[plan.task]
-    _, rng_audio, rng_layout = _streams(plan.seed, plan.split, plan.task, plan.index)
-    parts = [_render_item(it, rng_audio) for it in plan.items]
-    edge, margin = sounds.n_samples(EDGE_SECONDS), sounds.n_samples(MARGIN_SECONDS)
-    need = sum(p.size for p in parts) + 2 * edge + (len(parts) - 1) * 2 * margin
-    total = max(sounds.n_samples(plan.seconds), need)
-    if max_seconds is not None and total > sounds.n_samples(max_seconds):
-        raise ValueError(
-            f"task {plan.task!r} needs {need / SAMPLE_RATE:.1f} s of informative audio; "
-            f"max_seconds={max_seconds} is too small"
-        )
-    order = [int(i) for i in rng_layout.permutation(len(parts))]
-    parts = [parts[i] for i in order]
-    free = total - need
-    cuts = np.sort(rng_layout.integers(0, free + 1, size=len(parts)))
-    gaps = np.diff(np.concatenate([[0], cuts]))
-    clip = np.zeros(total, dtype=np.float32)
-    segments: list[list[float]] = []
-    pos = edge
-    spans: list[tuple[int, int]] = []
-    for gap, part in zip(gaps, parts, strict=True):
-        pos += int(gap)
-        sounds.place(clip, part, pos)
-        spans.append((pos, pos + part.size))
-        segments.append([round(pos / SAMPLE_RATE, 3), round((pos + part.size) / SAMPLE_RATE, 3)])
-        pos += part.size + 2 * margin
-    base_level = float(np.sqrt(np.mean(np.concatenate(parts) ** 2)))
-    distractors: list[dict] = []
-    bounds = [0] + [x for s, e in spans for x in (s - margin, e + margin)] + [total]
-    for a, b in zip(bounds[::2], bounds[1::2], strict=True):
-        _fill(clip, a, b, spec.distractors, rng_layout, base_level, distractors)
-    clip += rng_layout.standard_normal(total).astype(np.float32) * float(rng_layout.uniform(*FLOOR_RMS))
-    peak = float(np.abs(clip).max())
-    if peak > 0.98:
-        clip *= 0.98 / peak
-    return clip.astype(np.float32), segments, distractors
-
-
 def letters(n: int) -> str:
     """``"ABCD"[:n]``."""
     return "ABCD"[:n]
-
-
-def make_example(task: str, index: int, **plan_args: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """Synthesize example ``index`` of ``task`` in memory: ``(waveform, record)``. `plan_args` are
-    :func:`plan_example`'s (``split``, ``seed``, ``min_seconds``, ``max_seconds``).
-
-    The record has every field of :func:`hr_jax.synth.generate`'s records except ``path``.
-    """
-    plan = plan_example(task, index, **plan_args)
-    audio, segments, distractors = render(plan)
-    meta = dict(plan.meta, distractors=distractors)
-    return audio, plan_to_record(plan, duration=audio.size / SAMPLE_RATE, segments=segments, meta=meta)
 
 
 def plan_to_record(

@@ -43,7 +43,14 @@ CLI::
 from hr_jax.training.config import TrainConfig, demo_model
 from hr_jax.training.data import collate, load_tokenizer, make_train_example, prompt_for
 from hr_jax.training.export import accuracy, export_run
-from hr_jax.training.loop import TOKENIZER_FILES, init_model, loss_fn, restore_latest, train
+from hr_jax.training.loop import (
+    TOKENIZER_FILES,
+    init_model,
+    init_train_params,
+    loss_fn,
+    restore_latest,
+    train,
+)
 
 __all__ = [
     "TOKENIZER_FILES",
@@ -53,6 +60,7 @@ __all__ = [
     "demo_model",
     "export_run",
     "init_model",
+    "init_train_params",
     "load_tokenizer",
     "loss_fn",
     "make_train_example",

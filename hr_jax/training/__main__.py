@@ -14,6 +14,8 @@ from hr_jax.training.config import PROMPT_STYLES, TrainConfig, demo_model
 from hr_jax.training.export import accuracy, export_run
 from hr_jax.training.loop import train
 
+SPECIAL_FLAGS = ("tasks", "model", "curriculum")  # TrainConfig fields parsed by hand
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hr_jax.training", description=TRAINING_DOC,
@@ -35,8 +37,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help='overrides of the demo model, e.g. \'{"text": {"num_hidden_layers": 6}, "audio": {}}\'',
     )
     p.add_argument("--tasks", default="", help="comma-separated subset of tasks (default: all)")
+    p.add_argument(
+        "--curriculum",
+        default="",
+        metavar="STAGES",
+        help="stages STEPS:MIN_S:MAX_S:BATCH, comma-separated, e.g. 600:2:8:16,300:15:60:4",
+    )
+    p.add_argument("--init-from", default=None, metavar="CKPT", help="a fresh run starts from these weights")
+    p.add_argument("--cache-dir", default=None, help="keep rendered clips and log-mel here, for reuse")
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("tasks", "model"):
+        if f.name in SPECIAL_FLAGS:
             continue
         p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     a = p.parse_args(argv)
@@ -54,16 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.export:
         print(export_run(a.out, a.export))
         return 0
-    kw = {
-        f.name: getattr(a, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if f.name not in ("tasks", "model")
-    }
+    kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in SPECIAL_FLAGS}
     kw["tasks"] = tuple(t for t in a.tasks.split(",") if t)
+    stages = [c.split(":") for c in a.curriculum.split(",") if c]
+    kw["curriculum"] = tuple((int(n), float(lo), float(hi), int(b)) for n, lo, hi, b in stages)
     if a.model:
         overrides = json.loads(a.model)
         kw["model"] = demo_model(overrides.get("text"), overrides.get("audio"))
-    summary = train(TrainConfig(**kw), a.out, stop_after=a.stop_after, progress=not a.no_progress)
+    summary = train(TrainConfig(**kw), a.out, stop_after=a.stop_after, progress=not a.no_progress,
+                    init_from=a.init_from, cache_dir=a.cache_dir)  # fmt: skip
     print(json.dumps(summary))
     return 0
 

@@ -13,7 +13,7 @@ from models.config import AudioConfig, TextConfig, ThinkerConfig
 SEQ_MULTIPLE = 32  # sequence length rounding (tokens)
 FRAME_MULTIPLE = 400  # mel-frame bucket: two encoder windows of the released n_window=100
 TEXT_CAP = 160  # non-audio tokens (system prompt, instruction, reply) a bucket leaves room for
-TARGET_SLOTS = 16  # reply tokens (incl. <|im_end|>) scored per row; longer replies are truncated
+CTC_SLOTS = 64  # spoken-word tokens a row's CTC target holds; longer transcripts are truncated
 PROMPT_STYLES = ("synth", "eval")
 
 
@@ -52,9 +52,31 @@ _LEGACY_AUDIO = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of the curriculum: `steps` steps of `batch_size` clips of `min_seconds`..`max_seconds`."""
+
+    steps: int
+    min_seconds: float
+    max_seconds: float
+    batch_size: int
+    first_step: int = 0  # where the stage starts
+    first_example: int = 0  # index of its first clip in the stream
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything that defines a run."""
+    """Everything that defines a run.
+
+    Objective: the reply cross-entropy, plus `label_weight` times the per-audio-token classification
+    loss and `ctc_weight` times the CTC loss of the spoken words (heads on the audio encoder's output
+    that exist only in training, `hr_jax.training.labels`). A share `describe_prob` of the examples
+    asks to describe the clip instead of the task's question; `target_slots` reply tokens are scored.
+
+    Curriculum: `curriculum` lists stages `(steps, min_seconds, max_seconds, batch_size)` run in order
+    (their steps sum to `steps`, each a multiple of `group`); without it, one stage of `steps` steps
+    of `batch_size` clips of `min_seconds`..`max_seconds`.
+    """
 
     model: ThinkerConfig = dataclasses.field(default_factory=demo_model)
     # optimisation
@@ -72,6 +94,12 @@ class TrainConfig:
     max_seconds: float = 12.0
     tasks: tuple[str, ...] = ()  # () = all of hr_jax.synth.TASK_NAMES
     group: int = 4  # batches rendered, sorted by length and bucketed together
+    curriculum: tuple[tuple[int, float, float, int], ...] = ()
+    # objective
+    describe_prob: float = 0.3
+    target_slots: int = 48
+    label_weight: float = 0.5
+    ctc_weight: float = 0.3
     # bookkeeping
     save_every: int = 50
     log_every: int = 1
@@ -79,6 +107,24 @@ class TrainConfig:
     @property
     def vocab_size(self) -> int:
         return self.model.text.vocab_size
+
+    def stages(self) -> tuple[Stage, ...]:
+        """The curriculum's stages, with where each starts."""
+        raw = self.curriculum or ((self.steps, self.min_seconds, self.max_seconds, self.batch_size),)
+        out, step, example = [], 0, 0
+        for steps, lo, hi, bs in raw:
+            if steps % self.group:
+                raise ValueError(f"curriculum stage of {steps} steps is not a multiple of group={self.group}")
+            out.append(Stage(int(steps), float(lo), float(hi), int(bs), step, example))
+            step, example = step + steps, example + steps * bs
+        if step != self.steps:
+            raise ValueError(f"the curriculum's stages sum to {step} steps, the run has {self.steps}")
+        return tuple(out)
+
+    def stage_at(self, step: int) -> Stage:
+        """The stage that step `step` (0-based) belongs to."""
+        stages = self.stages()
+        return next((s for s in stages if s.first_step <= step < s.first_step + s.steps), stages[-1])
 
     def task_names(self) -> tuple[str, ...]:
         from hr_jax.synth import TASK_NAMES
@@ -101,16 +147,20 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["model"] = self.model.to_dict()
         d["tasks"] = list(self.tasks)
+        d["curriculum"] = [list(c) for c in self.curriculum]
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
         d["tasks"] = tuple(d.get("tasks", ()))
+        d["curriculum"] = tuple(tuple(c) for c in d.get("curriculum", ()))
         if "model" in d:
             d["model"] = ThinkerConfig.from_dict(d["model"])
         else:  # a run saved with flat model fields
             text = {k: d.pop(k) for k in _LEGACY_TEXT if k in d}
             audio = {new: d.pop(old) for old, new in _LEGACY_AUDIO.items() if old in d}
             d["model"] = demo_model(text, audio)
+            # the first recipe: answers only, 16 reply slots, no dense heads
+            d.update(describe_prob=0.0, target_slots=16, label_weight=0.0, ctc_weight=0.0)
         return cls(**d)

@@ -9,6 +9,7 @@ step), so a resumed run sees exactly the batches an uninterrupted one would.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import multiprocessing as mp
 import os
 from collections.abc import Sequence
@@ -23,13 +24,15 @@ from hr_jax.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT, prompt_ids
 from hr_jax.synth import corpus, format_prompt, make_example
 from hr_jax.tokenizer import build_tokenizer
 from hr_jax.training.config import (
+    CTC_SLOTS,
     FRAME_MULTIPLE,
     PROMPT_STYLES,
     SEQ_MULTIPLE,
-    TARGET_SLOTS,
     TEXT_CAP,
+    Stage,
     TrainConfig,
 )
+from hr_jax.training.labels import DESCRIBE_PROMPT, TOKEN_CLASSES, describe, spoken_words, token_labels
 from models.config import num_audio_tokens
 
 
@@ -37,7 +40,7 @@ def tokenizer_corpus() -> list[str]:
     """`hr_jax.synth.corpus()` plus the fixed prompt text every input carries (system prompt, both
     instruction styles, chat roles), so they tokenize into few tokens."""
     fixed = [DEFAULT_SYSTEM_PROMPT, eval_prompts.MC_INSTRUCTION, eval_prompts.MC_SUFFIX,
-             eval_prompts.ASR_PROMPT, DEFAULT_PROMPT,
+             eval_prompts.ASR_PROMPT, DEFAULT_PROMPT, DESCRIBE_PROMPT, *TOKEN_CLASSES,
              "system\n", "user\n", "assistant\n", "You are a helpful assistant."]  # fmt: skip
     return list(corpus()) + fixed * 50
 
@@ -72,76 +75,120 @@ def _worker_tokenizer(tok_dir: str):
     return _TOKENIZERS[tok_dir]
 
 
-def make_train_example(
-    tok, index: int, tasks: Sequence[str], seed: int, min_s: float, max_s: float
-) -> dict[str, Any]:
-    """Stream example `index`: prompt ids, reply ids, log-mel `[mel, frames]` (float16) and task."""
-    task = tasks[index % len(tasks)]
-    k = index // len(tasks)
+def render_clip(
+    task: str, k: int, seed: int, min_s: float, max_s: float, cache_dir: str | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Clip `k` of `task` in the train split: log-mel `[mel, frames]` (float16) and its record. With
+    `cache_dir`, each clip is rendered once and read back from `<cache_dir>/train-<seed>-<min>-<max>/`."""
+    path = None
+    if cache_dir:
+        path = os.path.join(cache_dir, f"train-{seed}-{min_s:g}-{max_s:g}", task, f"{k:07d}.npz")
+        if os.path.exists(path):
+            with np.load(path) as z:
+                return z["features"], json.loads(str(z["record"]))
     try:
         wave, rec = make_example(task, k, split="train", seed=seed, min_seconds=min_s, max_seconds=max_s)
     except ValueError:  # the informative audio does not fit in max_s: allow a longer clip
         wave, rec = make_example(task, k, split="train", seed=seed, min_seconds=min_s, max_seconds=2 * max_s)
-    rng = np.random.default_rng([seed, index, 17])
-    style = PROMPT_STYLES[int(rng.integers(len(PROMPT_STYLES)))]
     feats, fmask = extract_features([wave])
-    n_frames = int(fmask.sum())
-    ids = prompt_ids(tok, prompt_for(rec, style), num_audio_tokens(n_frames), DEFAULT_SYSTEM_PROMPT)
-    reply = list(tok(rec["target"] + "<|im_end|>", add_special_tokens=False)["input_ids"])[:TARGET_SLOTS]
+    features = feats[0, :, : int(fmask.sum())].astype(np.float16)
+    if path:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp.npz"
+        np.savez(tmp, features=features, record=json.dumps(rec))
+        os.replace(tmp, path)  # a reader never sees half a file
+    return features, rec
+
+
+def make_train_example(
+    tok, index: int, tasks: Sequence[str], tcfg: TrainConfig, stage: Stage, cache_dir: str | None = None
+) -> dict[str, Any]:
+    """Stream example `index` (of `stage`): prompt ids, reply ids, log-mel `[mel, frames]` (float16),
+    the class of each audio token, the spoken words' token ids (CTC target) and the task."""
+    task = tasks[index % len(tasks)]
+    features, rec = render_clip(
+        task, index // len(tasks), tcfg.data_seed, stage.min_seconds, stage.max_seconds, cache_dir
+    )
+    rng = np.random.default_rng([tcfg.data_seed, index, 17])
+    if rng.random() < tcfg.describe_prob:
+        prompt, target = DESCRIBE_PROMPT, describe(rec["timeline"])
+    else:
+        prompt, target = prompt_for(rec, PROMPT_STYLES[int(rng.integers(len(PROMPT_STYLES)))]), rec["target"]
+    n_audio = num_audio_tokens(features.shape[1])
+    ids = prompt_ids(tok, prompt, n_audio, DEFAULT_SYSTEM_PROMPT)
+    reply = list(tok(target + "<|im_end|>", add_special_tokens=False)["input_ids"])[: tcfg.target_slots]
+    words = spoken_words(rec["timeline"])
+    ctc = list(tok(words, add_special_tokens=False)["input_ids"])[:CTC_SLOTS] if words else []
     return {
         "prompt": np.asarray(ids, np.int32),
         "reply": np.asarray(reply, np.int32),
-        "features": feats[0, :, :n_frames].astype(np.float16),
+        "features": features,
+        "labels": token_labels(rec["timeline"], n_audio),
+        "ctc": np.asarray(ctc, np.int32),
         "task": task,
     }
 
 
 def make_group(
-    tok_dir: str, group_index: int, tasks: Sequence[str], seed: int, min_s: float, max_s: float, size: int
+    tok_dir: str, group_index: int, tcfg: TrainConfig, cache_dir: str | None = None
 ) -> list[dict[str, Any]]:
-    """Examples `[group_index * size, (group_index + 1) * size)`, sorted by audio length."""
+    """The clips of steps `[group_index * group, (group_index + 1) * group)`, sorted by audio length."""
     tok = _worker_tokenizer(tok_dir)
-    exs = [make_train_example(tok, group_index * size + j, tasks, seed, min_s, max_s) for j in range(size)]
+    stage = tcfg.stage_at(group_index * tcfg.group)
+    size = tcfg.group * stage.batch_size
+    first = stage.first_example + (group_index * tcfg.group - stage.first_step) * stage.batch_size
+    tasks = tcfg.task_names()
+    exs = [make_train_example(tok, first + j, tasks, tcfg, stage, cache_dir) for j in range(size)]
     order = sorted(range(size), key=lambda j: (exs[j]["features"].shape[1], j))
     return [exs[j] for j in order]
 
 
-def collate(examples: Sequence[dict[str, Any]], pad_id: int, n_mels: int = 128) -> dict[str, np.ndarray]:
+def collate(
+    examples: Sequence[dict[str, Any]], pad_id: int, target_slots: int, n_mels: int = 128
+) -> dict[str, np.ndarray]:
     """Left-padded batch (as `make_batch`) + scoring slots.
 
-    `targets [B, TARGET_SLOTS]` are the reply token ids, `target_pos` the positions whose logits
-    predict them, `target_w` 1 for real slots.
+    `targets [B, target_slots]` are the reply token ids, `target_pos` the positions whose logits
+    predict them, `target_w` 1 for real slots; `labels [B, Na]` the class of each audio token (`Na`
+    the bucket's audio tokens) with `labels_w`; `ctc [B, CTC_SLOTS]` the spoken words' ids with `ctc_w`.
     """
     b = len(examples)
     n = [e["prompt"].size + e["reply"].size for e in examples]
     frames = max(e["features"].shape[1] for e in examples)
     t = -(-frames // FRAME_MULTIPLE) * FRAME_MULTIPLE
+    na = num_audio_tokens(t)
     # one sequence length per frame bucket (few compiles); longer rows (rare) round up further
-    length = max(num_audio_tokens(t) + TEXT_CAP, max(n))
-    length = -(-length // SEQ_MULTIPLE) * SEQ_MULTIPLE
-    ids = np.full((b, length), pad_id, np.int32)
-    mask = np.zeros((b, length), np.int32)
-    feats = np.zeros((b, n_mels, t), np.float32)
-    fmask = np.zeros((b, t), np.int32)
-    targets = np.zeros((b, TARGET_SLOTS), np.int32)
-    pos = np.zeros((b, TARGET_SLOTS), np.int32)
-    w = np.zeros((b, TARGET_SLOTS), np.float32)
+    length = -(-max(na + TEXT_CAP, max(n)) // SEQ_MULTIPLE) * SEQ_MULTIPLE
+    out = {
+        "input_ids": np.full((b, length), pad_id, np.int32),
+        "attention_mask": np.zeros((b, length), np.int32),
+        "input_features": np.zeros((b, n_mels, t), np.float32),
+        "feature_attention_mask": np.zeros((b, t), np.int32),
+        "targets": np.zeros((b, target_slots), np.int32),
+        "target_pos": np.zeros((b, target_slots), np.int32),
+        "target_w": np.zeros((b, target_slots), np.float32),
+        "labels": np.zeros((b, na), np.int32),
+        "labels_w": np.zeros((b, na), np.float32),
+        "ctc": np.zeros((b, CTC_SLOTS), np.int32),
+        "ctc_w": np.zeros((b, CTC_SLOTS), np.float32),
+    }
     for i, e in enumerate(examples):
         seq = np.concatenate([e["prompt"], e["reply"]])
         off = length - seq.size
-        ids[i, off:] = seq
-        mask[i, off:] = 1
+        out["input_ids"][i, off:] = seq
+        out["attention_mask"][i, off:] = 1
         f = e["features"].shape[1]
-        feats[i, :, :f] = e["features"]
-        fmask[i, :f] = 1
+        out["input_features"][i, :, :f] = e["features"]
+        out["feature_attention_mask"][i, :f] = 1
         r = e["reply"].size
-        targets[i, :r] = e["reply"]
-        pos[i, :r] = off + e["prompt"].size - 1 + np.arange(r)
-        w[i, :r] = 1
-    return {
-        "input_ids": ids, "attention_mask": mask, "input_features": feats, "feature_attention_mask": fmask,
-        "targets": targets, "target_pos": pos, "target_w": w,
-    }  # fmt: skip
+        out["targets"][i, :r] = e["reply"]
+        out["target_pos"][i, :r] = off + e["prompt"].size - 1 + np.arange(r)
+        out["target_w"][i, :r] = 1
+        k = e["labels"].size
+        out["labels"][i, :k], out["labels_w"][i, :k] = e["labels"], 1
+        c = e["ctc"].size
+        out["ctc"][i, :c], out["ctc_w"][i, :c] = e["ctc"], 1
+    return out
 
 
 class _InlineExecutor:
@@ -162,8 +209,8 @@ class DataStream:
     """Batches for steps `start, start+1, ...`, rendered `prefetch` groups ahead in a spawned process."""
 
     def __init__(self, tcfg: TrainConfig, tok_dir: str, pad_id: int, start_step: int, prefetch: int = 2,
-                 workers: int = 1):  # fmt: skip
-        self.tcfg, self.tok_dir, self.pad_id = tcfg, tok_dir, pad_id
+                 workers: int = 1, cache_dir: str | None = None):  # fmt: skip
+        self.tcfg, self.tok_dir, self.pad_id, self.cache_dir = tcfg, tok_dir, pad_id, cache_dir
         self.step = start_step
         self.prefetch = prefetch if workers else 0
         self.pool = (
@@ -175,12 +222,8 @@ class DataStream:
         self.cache: tuple[int, list] | None = None
 
     def _submit(self, g: int) -> None:
-        if g not in self.futures:
-            c = self.tcfg
-            self.futures[g] = self.pool.submit(
-                make_group, self.tok_dir, g, c.task_names(), c.data_seed, c.min_seconds, c.max_seconds,
-                c.group * c.batch_size,
-            )  # fmt: skip
+        if g not in self.futures and g * self.tcfg.group < self.tcfg.steps:
+            self.futures[g] = self.pool.submit(make_group, self.tok_dir, g, self.tcfg, self.cache_dir)
 
     def next(self) -> tuple[dict[str, np.ndarray], list[str]]:
         c = self.tcfg
@@ -189,9 +232,10 @@ class DataStream:
             self._submit(h)
         if self.cache is None or self.cache[0] != g:
             self.cache = (g, self.futures.pop(g).result())
-        exs = self.cache[1][j * c.batch_size : (j + 1) * c.batch_size]
+        bs = c.stage_at(self.step).batch_size
+        exs = self.cache[1][j * bs : (j + 1) * bs]
         self.step += 1
-        return collate(exs, self.pad_id), [e["task"] for e in exs]
+        return collate(exs, self.pad_id, c.target_slots), [e["task"] for e in exs]
 
     def close(self) -> None:
         for f in self.futures.values():

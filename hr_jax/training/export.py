@@ -11,40 +11,32 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from tqdm import tqdm
 
 import hr_jax
 from hr_jax.checkpoint import export_hf
 from hr_jax.eval.prompts import clean_transcript, parse_answer
 from hr_jax.synth import TASK_NAMES, task_file
+from hr_jax.tokenizer import special_token_ids
 from hr_jax.training.config import TrainConfig
 from hr_jax.training.data import prompt_for
-from hr_jax.training.loop import TOKENIZER_FILES, checkpoint_manager, init_model, make_optimizer
+from hr_jax.training.loop import TOKENIZER_FILES, restore_latest
 
 
 def export_run(out_dir: str | os.PathLike, hf_dir: str | os.PathLike, step: int | None = None) -> Path:
     """Writes the run's latest (or `step`) parameters as a HF thinker checkpoint with tokenizer files."""
     out = Path(out_dir).absolute()
     tcfg = TrainConfig.from_json(json.loads((out / "train_config.json").read_text()))
-    cfg, params = init_model(tcfg)
-    mgr = checkpoint_manager(out, tcfg.save_every)
-    step = mgr.latest_step() if step is None else step
-    if step is None:
+    found, cfg, params, _ = restore_latest(out, tcfg, step=step)
+    if not found:
         raise FileNotFoundError(f"no checkpoint under {out / 'ckpt'}")
-    opt, _ = make_optimizer(tcfg)
-    abstract = jax.tree.map(
-        ocp.utils.to_shape_dtype_struct, {"params": params, "opt_state": opt.init(params)}
-    )
-    params = mgr.restore(step, args=ocp.args.StandardRestore(abstract))["params"]
-    mgr.close()
     hf = Path(hf_dir)
-    export_hf(params, cfg, hf, base_config=tcfg.hf_config())
+    export_hf(params["model"], cfg, hf, base_config=tcfg.hf_config())  # the training heads stay behind
     for f in TOKENIZER_FILES:
         shutil.copy(out / "tokenizer" / f, hf / f)
-    gen = {"eos_token_id": [int(cfg.text.vocab_size - 14 + 2)], "pad_token_id": int(cfg.text.vocab_size - 14)}
+    ids = special_token_ids(cfg.text.vocab_size)
+    gen = {"eos_token_id": [ids["<|im_end|>"]], "pad_token_id": ids["<|endoftext|>"]}
     (hf / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
     return hf
 

@@ -27,16 +27,33 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+from flax import struct
 from tqdm import tqdm
 
+from hr_jax.checkpoint import load_params
 from hr_jax.training.config import TrainConfig
 from hr_jax.training.data import DataStream, build_run_tokenizer, load_tokenizer
+from hr_jax.training.labels import TOKEN_CLASSES
+from models.audio_encoder import encode_audio
+from models.config import ThinkerConfig
 from models.decoder import prefill_layers
-from models.params import init_params
-from models.thinker import embed_inputs, lm_logits, positions_from_mask
+from models.params import init_params, normal
+from models.thinker import lm_logits, positions_from_mask, splice_audio
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                    "chat_template.json", "preprocessor_config.json")  # fmt: skip
+
+
+@struct.dataclass
+class AudioHeads:
+    """Training-only heads on the audio encoder's output `[B, Na, D]` (never exported): a class per
+    audio token (`hr_jax.training.labels.TOKEN_CLASSES`) and CTC over the text vocabulary (blank = 0,
+    token id t at t + 1)."""
+
+    cls_w: jax.Array  # [D, classes]
+    cls_b: jax.Array  # [classes]
+    ctc_w: jax.Array  # [D, V + 1]
+    ctc_b: jax.Array  # [V + 1]
 
 
 def init_model(tcfg: TrainConfig):
@@ -51,21 +68,64 @@ def init_model(tcfg: TrainConfig):
     return cfg, p.replace(layers=layers, audio=p.audio.replace(layers=alayers))
 
 
-def loss_fn(params, cfg, batch: dict[str, Any]):
-    """Mean cross-entropy over the scored reply tokens, and per-row exact match of the argmax."""
-    h = embed_inputs(
-        params, cfg, batch["input_ids"], batch["input_features"], batch["feature_attention_mask"]
+def init_train_params(tcfg: TrainConfig) -> tuple[ThinkerConfig, dict[str, Any]]:
+    """`{"model": ThinkerParams, "heads": AudioHeads}` at their initial values."""
+    cfg, model = init_model(tcfg)
+    d, v = cfg.audio.output_dim, cfg.text.vocab_size
+    k1, k2 = jax.random.split(jax.random.PRNGKey(tcfg.init_seed + 1))
+    heads = AudioHeads(
+        cls_w=normal(k1, (d, len(TOKEN_CLASSES)), jnp.float32),
+        cls_b=jnp.zeros((len(TOKEN_CLASSES),), jnp.float32),
+        ctc_w=normal(k2, (d, v + 1), jnp.float32),
+        ctc_b=jnp.zeros((v + 1,), jnp.float32),
     )
+    return cfg, {"model": model, "heads": heads}
+
+
+def _masked_mean(x: jax.Array, w: jax.Array) -> jax.Array:
+    return (x * w).sum() / jnp.maximum(w.sum(), 1.0)
+
+
+def loss_fn(params: dict[str, Any], cfg: ThinkerConfig, batch: dict[str, Any], weights: tuple[float, float]):
+    """The objective (see `TrainConfig`) and its parts: reply cross-entropy, per-row exact match of the
+    reply's argmax, audio-token classification loss and accuracy, CTC loss per spoken word."""
+    model, heads = params["model"], params["heads"]
+    num_frames = batch["feature_attention_mask"].sum(-1)
+    audio, n_audio = encode_audio(model.audio, cfg.audio, batch["input_features"], num_frames)
+    h = splice_audio(model, cfg, batch["input_ids"], audio)
     am = batch["attention_mask"]
-    h, _, _ = prefill_layers(h, params.layers, cfg.text, positions_from_mask(am), am.astype(bool))
+    h, _, _ = prefill_layers(h, model.layers, cfg.text, positions_from_mask(am), am.astype(bool))
     hs = jnp.take_along_axis(h, batch["target_pos"][..., None], axis=1)  # [B, S, D]
-    logits = lm_logits(params, cfg, hs)  # [B, S, V] float32
+    logits = lm_logits(model, cfg, hs)  # [B, S, V] float32
     logp = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logp, batch["targets"][..., None], axis=-1)[..., 0]
     w = batch["target_w"]
-    loss = (nll * w).sum() / jnp.maximum(w.sum(), 1.0)
+    reply = _masked_mean(nll, w)
     hit = (logits.argmax(-1) == batch["targets"]) | (w == 0)
-    return loss, hit.all(-1)
+
+    tokens = audio[:, : batch["labels"].shape[1]].astype(jnp.float32)  # [B, Na, D]
+    cls_logits = tokens @ heads.cls_w + heads.cls_b
+    cls_nll = -jnp.take_along_axis(jax.nn.log_softmax(cls_logits), batch["labels"][..., None], axis=-1)[
+        ..., 0
+    ]
+    cls_loss = _masked_mean(cls_nll, batch["labels_w"])
+    cls_acc = _masked_mean((cls_logits.argmax(-1) == batch["labels"]).astype(jnp.float32), batch["labels_w"])
+
+    ctc_logits = tokens @ heads.ctc_w + heads.ctc_b
+    logit_pad = (jnp.arange(tokens.shape[1])[None] >= n_audio[:, None]).astype(jnp.float32)
+    per_row = optax.ctc_loss(ctc_logits, logit_pad, batch["ctc"] + 1, 1.0 - batch["ctc_w"], blank_id=0)
+    n_words = batch["ctc_w"].sum(-1)
+    ctc_loss = (per_row * (n_words > 0)).sum() / jnp.maximum(n_words.sum(), 1.0)
+
+    total = reply + weights[0] * cls_loss + weights[1] * ctc_loss
+    parts = {
+        "reply": reply,
+        "hit": hit.all(-1),
+        "label_loss": cls_loss,
+        "label_acc": cls_acc,
+        "ctc": ctc_loss,
+    }
+    return total, parts
 
 
 def make_optimizer(tcfg: TrainConfig):
@@ -81,14 +141,13 @@ def make_optimizer(tcfg: TrainConfig):
     return opt, sched
 
 
-def make_train_step(cfg, opt):
-
+def make_train_step(cfg: ThinkerConfig, opt, weights: tuple[float, float]):
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def train_step(params, opt_state, batch):
-        (loss, hit), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, cfg, batch)
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, cfg, batch, weights)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), "hit": hit}
+        return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **parts}
 
     return train_step
 
@@ -133,13 +192,22 @@ def checkpoint_manager(out: Path, save_every: int):
     return ocp.CheckpointManager(out / "ckpt", options=opts)
 
 
-def restore_latest(out: Path, tcfg: TrainConfig):
-    """(step, params, opt_state) of the latest checkpoint under `out/ckpt`, or of a fresh init (step 0)."""
-    cfg, params = init_model(tcfg)
+def restore_latest(
+    out: Path, tcfg: TrainConfig, init_from: str | os.PathLike | None = None, step: int | None = None
+):
+    """(step, cfg, params, opt_state) of the latest (or `step`'s) checkpoint under `out/ckpt`, or of a
+    fresh start (step 0): random parameters, or with `init_from` the model of a converted checkpoint
+    (the heads start fresh). `params` is `{"model": ThinkerParams, "heads": AudioHeads}`."""
+    cfg, params = init_train_params(tcfg)
+    if init_from is not None:
+        saved_cfg, model = load_params(init_from, dtype=jnp.float32)
+        if saved_cfg != cfg:
+            raise ValueError(f"{init_from} holds another model than the run's config")
+        params = dict(params, model=model)
     opt, _ = make_optimizer(tcfg)
     opt_state = opt.init(params)
     mgr = checkpoint_manager(out, tcfg.save_every)
-    step = mgr.latest_step()
+    step = mgr.latest_step() if step is None else step
     if step is not None:
         target = {"params": params, "opt_state": opt_state}
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
@@ -165,6 +233,8 @@ def train(
     progress: bool = True,
     workers: int = 1,
     tokenizer_dir: str | os.PathLike | None = None,
+    init_from: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Trains (or resumes) the run in `out_dir`. Returns a summary dict.
 
@@ -172,6 +242,8 @@ def train(
     workers: background processes rendering clips (0: render in this thread).
     tokenizer_dir: use this tokenizer (its vocabulary must have `tcfg.vocab_size` tokens) instead of
       training one on `tokenizer_corpus()`.
+    init_from: a fresh run starts from this converted checkpoint's weights (e.g. the shipped model).
+    cache_dir: rendered clips and their log-mel are kept here and read back by later steps and runs.
     """
     out = Path(out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
@@ -205,11 +277,16 @@ def train(
     pad_id = int(tok.pad_token_id)
     (out / "hf_config.json").write_text(json.dumps(tcfg.hf_config(), indent=2) + "\n")
 
-    step, cfg, params, opt_state = restore_latest(out, tcfg)
+    step, cfg, params, opt_state = restore_latest(out, tcfg, init_from)
     opt, sched = make_optimizer(tcfg)
-    key = (cfg, json.dumps({k: v for k, v in tcfg.to_json().items() if k in _OPT_FIELDS}, sort_keys=True))
+    weights = (tcfg.label_weight, tcfg.ctc_weight)
+    key = (
+        cfg,
+        weights,
+        json.dumps({k: v for k, v in tcfg.to_json().items() if k in _OPT_FIELDS}, sort_keys=True),
+    )
     if key not in _STEP_CACHE:  # reuse compiled steps when a process trains the same setup again
-        _STEP_CACHE[key] = make_train_step(cfg, opt)
+        _STEP_CACHE[key] = make_train_step(cfg, opt, weights)
     train_step = _STEP_CACHE[key]
     n_params = int(sum(x.size for x in jax.tree.leaves(params)))
     log_path = out / "train_log.jsonl"
@@ -227,7 +304,8 @@ def train(
     prev_handler = None
     if threading.current_thread() is threading.main_thread():  # `kill` stops cleanly, like Ctrl-C
         prev_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
-    stream = DataStream(tcfg, str(tok_dir), pad_id, start_step=step, workers=workers)
+    cache = None if cache_dir is None else os.fspath(cache_dir)
+    stream = DataStream(tcfg, str(tok_dir), pad_id, start_step=step, workers=workers, cache_dir=cache)
     end = tcfg.steps if stop_after is None else min(tcfg.steps, step + stop_after)
     t_start = time.perf_counter()
     bar = tqdm(
@@ -253,7 +331,9 @@ def train(
                     task_hits.setdefault(t, []).append(int(h))
                 last = {
                     "step": step, "loss": loss, "lr": float(sched(step - 1)),
-                    "grad_norm": float(m["grad_norm"]),
+                    "grad_norm": float(m["grad_norm"]), "reply_loss": float(m["reply"]),
+                    "label_loss": float(m["label_loss"]), "label_acc": float(m["label_acc"]),
+                    "ctc_loss": float(m["ctc"]),
                     "tokens": ntok, "padded_tokens": int(batch["attention_mask"].size),
                     "shape": list(batch["input_features"].shape[::2]) + [batch["input_ids"].shape[1]],
                     "step_s": round(dt, 3), "data_wait_s": round(t_data, 3),
