@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 from collections.abc import Sequence
@@ -81,14 +82,15 @@ def _record_sample(rec: dict[str, Any], base: str) -> CalibrationSample:
 
 def load_samples(path: str | os.PathLike) -> list[CalibrationSample]:
     """Reads calibration records from a JSON list / JSONL file, or every `*.json[l]` file in a
-    directory tree (AudioMarathon-style task files with a `category` field)."""
+    directory tree (AudioMarathon-style task files with a `category` field). Files are interleaved
+    record by record, so the first few samples of a category come from every task of it."""
     path = os.fspath(path)
     files = [path]
     if os.path.isdir(path):
         files = sorted(
             os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.endswith((".json", ".jsonl"))
         )
-    samples = []
+    per_file = []
     for f in files:
         with open(f) as fh:
             text = fh.read()
@@ -98,7 +100,8 @@ def load_samples(path: str | os.PathLike) -> list[CalibrationSample]:
             else [json.loads(x) for x in text.splitlines() if x.strip()]
         )
         base = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(f))
-        samples += [_record_sample(r, base) for r in recs if isinstance(r, dict) and "category" in r]
+        per_file.append([_record_sample(r, base) for r in recs if isinstance(r, dict) and "category" in r])
+    samples = [s for row in itertools.zip_longest(*per_file) for s in row if s is not None]
     if not samples:
         raise ValueError(f"no calibration records with a category found under {path}")
     return samples

@@ -1,10 +1,12 @@
 """`hr-jax demo`: generation with and without pruning, on a machine with nothing downloaded.
 
-With the synthetic-task model shipped in `hr_jax/assets/synth_model` it answers about a bundled
-synthetic clip (that model is under-trained: it answers at chance, see bench/training); without
-it, it builds a tiny random-weight Qwen2.5-Omni thinker checkpoint in the Hugging Face layout
-with transformers (cached under `~/.cache/hr_jax`), converts it with the real converter and
-generates from it — the text is then meaningless, and the demo says so.
+With the synthetic-task model shipped in `hr_jax/assets/synth_model` (`--ckpt demo`, trained on
+`hr_jax.synth`; bench/ACCURACY.md has its measured accuracy) it answers a question about a bundled
+synthetic clip with every method, marks each reply right or wrong, and draws the kept tokens over the
+waveform with the informative segments (where the answer is) marked. With `--random` it builds a tiny
+random-weight Qwen2.5-Omni thinker checkpoint in the Hugging Face layout with transformers (cached
+under `~/.cache/hr_jax`), converts it with the real converter and generates from it — the text is
+then meaningless, and the demo says so.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from hr_jax.audio import SAMPLE_RATE
+from hr_jax.model import DEMO_DIR
 
 ASSETS = Path(__file__).parent / "assets"
-SHIPPED_MODEL = ASSETS / "synth_model"
-SHIPPED_ROUTER = ASSETS / "synth_router.json"
+SHIPPED_MODEL = DEMO_DIR
 SHIPPED_CLIP = ASSETS / "demo_clip.wav"
 SHIPPED_CLIP_INFO = ASSETS / "demo_clip.json"
+MODEL_CARD = DEMO_DIR / "model_card.json"  # what bench/ACCURACY.md measured of the shipped model
 CACHE = Path(os.environ.get("HR_JAX_CACHE", Path.home() / ".cache" / "hr_jax"))
 
 RUNS = (("vanilla", 0.0), ("headrouter", 0.3), ("headrouter", 0.6), ("frame", 0.6), ("fastv", 0.6),
@@ -61,6 +64,7 @@ def synthetic_clip(seconds: float = 12.0) -> np.ndarray:
 def demo_main(argv: Sequence[str] | None = None) -> int:
     import hr_jax
     from hr_jax.audio import load_audio
+    from hr_jax.eval.prompts import parse_answer
 
     ap = argparse.ArgumentParser(prog="hr-jax demo", description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -70,6 +74,9 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--prompt", default=None)
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--out", default="demo_out", help="directory for the kept-token plot")
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="calls per method: the first compiles, the last is timed"
+    )
     args = ap.parse_args(argv)
 
     trained = SHIPPED_MODEL.exists() and not args.random
@@ -81,11 +88,8 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     if not trained:
         print("NOTE: the weights are RANDOM. The text below is meaningless; the demo shows the pipeline "
               "(front end, encoder, pruning, KV-cache decoding) and its timings.")  # fmt: skip
-    else:
-        print("NOTE: this model was trained for only 35 CPU-minutes on the synthetic tasks and does NOT "
-              "hear yet: it answers at chance level (bench/training/README.md). The demo shows the pipeline "
-              "(front end, encoder, pruning, KV-cache decoding), routing and timings, not "
-              "accuracy.")  # fmt: skip
+    elif MODEL_CARD.exists():
+        print(f"trained on hr_jax.synth: {json.loads(MODEL_CARD.read_text())['summary']}")
     info = json.loads(SHIPPED_CLIP_INFO.read_text()) if SHIPPED_CLIP_INFO.exists() else {}
     if args.audio:
         wave, prompt = load_audio(args.audio), args.prompt or "Describe the audio."
@@ -93,32 +97,43 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
         wave, prompt = load_audio(SHIPPED_CLIP), args.prompt or info.get("prompt", "Describe the audio.")
     else:
         wave, prompt = synthetic_clip(), args.prompt or "Describe the audio."
-    router = str(SHIPPED_ROUTER) if trained and SHIPPED_ROUTER.exists() else None
+    bundled = not args.audio and not args.prompt and SHIPPED_CLIP.exists()
+    choices = info.get("choices", []) if bundled else []
     print(f"audio: {len(wave) / SAMPLE_RATE:.1f} s   prompt: {prompt!r}")
-    if info.get("answer"):
-        print(f"reference answer: {info['answer']!r}")
+    if bundled and info.get("answer"):
+        print(f"reference answer: {info['answer']!r} ({info.get('answer_letter', '?')})")
+    if model.router_path:
+        print(f"router: {model.router_path}")
     batch = hr_jax.make_batch(model, [wave], [prompt])
     masks = {}
     print(f"\n{'method':<11}{'ratio':>6}{'audio tok':>10}{'kept':>6}  {'prefill':>8}{'decode tok/s':>13}  "
           f"alpha(sem,uni,aco)  reply")  # fmt: skip
     for method, ratio in RUNS:
-        for _ in range(2):  # the first call compiles prefill and decode; the second is timed
-            out = hr_jax.generate_batch(model, batch, ratio, method=method, router=router,
-                                        max_new_tokens=args.max_new_tokens)  # fmt: skip
+        for _ in range(max(1, args.repeat)):  # the first call compiles prefill and decode
+            out = hr_jax.generate_batch(
+                model, batch, ratio, method=method, max_new_tokens=args.max_new_tokens
+            )
         n = int(out.num_generated[0])
         alpha = "" if out.alpha is None else "(" + ",".join(f"{a:.2f}" for a in out.alpha[0]) + ")"
         rate = n / max(out.decode_s, 1e-9)
+        mark = ""
+        if choices:
+            mark = (
+                "  right" if parse_answer(out.texts[0], choices) == info.get("answer_letter") else "  wrong"
+            )
         print(f"{method:<11}{ratio:>6.1f}{int(out.num_audio[0]):>10}{int(out.kept_audio[0]):>6}  "
-              f"{out.prefill_s * 1e3:>6.0f}ms{rate:>13.0f}  {alpha:<19}{out.texts[0]!r}")  # fmt: skip
-        if ratio == 0.6 and method in ("headrouter", "frame", "fastv"):
+              f"{out.prefill_s * 1e3:>6.0f}ms{rate:>13.0f}  {alpha:<19}{out.texts[0]!r}{mark}")  # fmt: skip
+        if ratio == 0.6 and method in ("headrouter", "frame", "fastv", "dart", "random"):
             audio_pos = np.flatnonzero(batch.input_ids[0] == model.config.audio_token_id)
             masks[method] = np.isin(audio_pos, out.kept_positions[0])
     if masks:
         from hr_jax.eval.plots import kept_tokens
 
         os.makedirs(args.out, exist_ok=True)
+        segments = [tuple(x) for x in info.get("segments", [])] if bundled else []
         path = kept_tokens(
-            wave, masks, os.path.join(args.out, "kept_tokens.png"), title="kept audio tokens, r=0.6"
-        )
+            wave, masks, os.path.join(args.out, "kept_tokens.png"), title="kept audio tokens, r=0.6",
+            informative=segments,
+        )  # fmt: skip
         print(f"\nkept tokens over the waveform: {path}")
     return 0

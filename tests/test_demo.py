@@ -7,7 +7,7 @@ from hr_jax.demo import RUNS, SHIPPED_MODEL, demo_main
 
 def test_demo_runs_every_method_on_the_shipped_model_and_draws_kept_tokens(tmp_path, capsys):
     assert SHIPPED_MODEL.exists(), "the trained demo model ships with the package"
-    assert demo_main(["--max-new-tokens", "4", "--out", str(tmp_path)]) == 0
+    assert demo_main(["--max-new-tokens", "4", "--out", str(tmp_path), "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] and line.split()[0] in dict(RUNS)]
     assert [(r[0], float(r[1])) for r in rows] == [(m, float(r)) for m, r in RUNS]

@@ -12,19 +12,51 @@ audio content, per-row audio lengths and prompts may change freely without recom
   `non_audio_cap` bounds each row's non-audio tokens. When every row has the same prompt this is
   SPEC's `L − Na_max + floor(Na_max · (1 − r))` up to bucket rounding; with different prompt
   lengths per row it is the smallest static length that can hold every row's kept tokens.
+
+Coarser buckets (`HR_JAX_BUCKET_SECONDS=S`, read when a batch is planned) round the sequence, the
+audio slots and the mel frames up to S seconds of audio instead: more padding, far fewer compiles.
+Worth it when a run sweeps many methods and ratios over clips of many lengths (a benchmark table).
 """
 
 from __future__ import annotations
+
+import os
+
+from hr_jax.audio import HOP_LENGTH, SAMPLE_RATE, TOKENS_PER_SECOND
 
 SEQ_MULTIPLE = 64
 AUDIO_MULTIPLE = 64
 TEXT_MULTIPLE = 16
 DECODE_MULTIPLE = 64  # free KV-cache slots for decoding: max_new_tokens rounded up
+BUCKET_SECONDS_ENV = "HR_JAX_BUCKET_SECONDS"
 
 
 def round_up(n: int, multiple: int) -> int:
     return max(multiple, -(-int(n) // multiple) * multiple)
 
 
+def bucket_seconds() -> float | None:
+    """`HR_JAX_BUCKET_SECONDS` as a positive number of seconds, or None (the fine default buckets)."""
+    raw = os.environ.get(BUCKET_SECONDS_ENV, "")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"{BUCKET_SECONDS_ENV}={raw!r}: expected a positive number of seconds")
+    return seconds
+
+
+def token_multiple(default: int) -> int:
+    """The rounding of the sequence and audio-slot lengths: `default` tokens, or a bucket's seconds."""
+    seconds = bucket_seconds()
+    return default if seconds is None else round_up(seconds * TOKENS_PER_SECOND, default)
+
+
 def frame_multiple(window_frames: int) -> int:
-    return 2 * window_frames
+    """The rounding of mel frames: two encoder windows, or a bucket's seconds (whole window pairs)."""
+    seconds = bucket_seconds()
+    pair = 2 * window_frames
+    return pair if seconds is None else round_up(seconds * SAMPLE_RATE / HOP_LENGTH, pair)

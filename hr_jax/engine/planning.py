@@ -139,7 +139,7 @@ def resolve_router(model: Model, spec: PruningSpec, warn: bool = True) -> tuple[
 def pad_to_buckets(model: Model, batch: Batch) -> Batch:
     """Left-pads tokens to the sequence bucket and trims/pads mel frames to the frame bucket."""
     cfg = model.config
-    seq = buckets.round_up(batch.input_ids.shape[1], buckets.SEQ_MULTIPLE)
+    seq = buckets.round_up(batch.input_ids.shape[1], buckets.token_multiple(buckets.SEQ_MULTIPLE))
     pad = seq - batch.input_ids.shape[1]
     ids = np.pad(batch.input_ids, ((0, 0), (pad, 0)), constant_values=model.pad_token_id)
     mask = np.pad(batch.attention_mask, ((0, 0), (pad, 0)))
@@ -192,7 +192,7 @@ def make_plan(
     is_audio = (batch.input_ids == model.config.audio_token_id) & valid
     last_audio = np.where(is_audio.any(1), seq - 1 - np.argmax(is_audio[:, ::-1], axis=1), -1)
     after = valid & ~is_audio & (np.arange(seq)[None] > last_audio[:, None])
-    audio_cap = min(seq, buckets.round_up(int(na.max()), buckets.AUDIO_MULTIPLE))
+    audio_cap = min(seq, buckets.round_up(int(na.max()), buckets.token_multiple(buckets.AUDIO_MULTIPLE)))
     text_cap = min(seq, buckets.round_up(int(after.sum(1).max()), buckets.TEXT_MULTIPLE))
     non_audio_cap = min(seq, buckets.round_up(int((valid.sum(1) - na).max()), buckets.TEXT_MULTIPLE))
     keep_cap = math.floor(audio_cap * (1.0 - spec.ratio))

@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
 
 UNPARSED = "<unparsed>"
 
@@ -111,3 +113,19 @@ def relative_to_vanilla(value: float | None, vanilla: float | None) -> float | N
     if value is None or vanilla is None or value != value or vanilla != vanilla or vanilla == 0:
         return None
     return 100.0 * value / vanilla
+
+
+def bootstrap_interval(
+    metric: Callable[[np.ndarray], float], n: int, resamples: int = 500, level: float = 0.95, seed: int = 0
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of a metric over `n` samples: `metric(idx)` scores the samples
+    `idx` (drawn with replacement); returns `(low, high)` at `level`, or None for no samples."""
+    if n == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    values = np.array([metric(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    tail = 100.0 * (1.0 - level) / 2.0
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100.0 - tail))

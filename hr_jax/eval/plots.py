@@ -118,6 +118,7 @@ def kept_tokens(
     out_path: str,
     title: str = "",
     order: Sequence[str] | None = None,
+    informative: Sequence[tuple[float, float]] = (),
 ) -> str:
     """The waveform once per method with its kept audio tokens shaded (paper Fig. 3).
 
@@ -127,6 +128,8 @@ def kept_tokens(
         out_path: PNG path (parent directories are created).
         title: figure title (sample id, task, ratio).
         order: display order of the labels (default: the mapping's order).
+        informative: ``(start, end)`` seconds where the answer is (a synthetic clip's segments), drawn
+            as a band under each waveform.
 
     Returns:
         `out_path`.
@@ -146,6 +149,8 @@ def kept_tokens(
         color = METHOD_COLORS.get(label.split()[0].lower(), "#E377C2")
         ax.broken_barh(spans, (-1.05, 2.1), facecolors=color, alpha=0.35, linewidth=0)
         ax.fill_between(t, lo, hi, color="#333333", linewidth=0.3)
+        if informative:
+            ax.broken_barh([(a, b - a) for a, b in informative], (-1.1, 0.12), facecolors="#2CA02C")
         ax.set_ylim(-1.1, 1.1)
         ax.set_yticks([])
         ax.set_ylabel(
@@ -153,8 +158,9 @@ def kept_tokens(
         )
         ax.set_xlim(0, max(len(wav) / SAMPLE_RATE, mask.size * tok_s))
     axes[-1, 0].set_xlabel("time (s)")
-    if title:
-        axes[0, 0].set_title(title, fontsize=9)
+    if title or informative:
+        band = "green band: where the answer is" if informative else ""
+        axes[0, 0].set_title(" · ".join(x for x in (title, band) if x), fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     fig.savefig(out_path, dpi=110)

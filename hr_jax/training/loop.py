@@ -186,9 +186,14 @@ def plot_loss(log_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def checkpoint_manager(out: Path, save_every: int):
+KEEP_PERIOD = 300  # checkpoints at multiples of this many steps are never deleted (accuracy-vs-steps curve)
 
-    opts = ocp.CheckpointManagerOptions(max_to_keep=2, save_interval_steps=save_every, create=True)
+
+def checkpoint_manager(out: Path, save_every: int):
+    """The run's orbax checkpoints: the latest two, plus every `KEEP_PERIOD`-th step."""
+    opts = ocp.CheckpointManagerOptions(
+        max_to_keep=2, keep_period=KEEP_PERIOD, save_interval_steps=save_every, create=True
+    )
     return ocp.CheckpointManager(out / "ckpt", options=opts)
 
 

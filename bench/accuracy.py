@@ -1,0 +1,217 @@
+"""Pruning accuracy of a model on the synthetic tasks: every method at every ratio, in the paper's
+Table 1 layout with 95% bootstrap intervals, plus the informative-token recall only a generator that
+knows where the answer is can measure.
+
+    python -m bench.accuracy --ckpt demo --data data/synth/test --n 50 --out runs/accuracy \\
+        --markdown bench/ACCURACY.md
+
+1. The test clips (`hr_jax.synth`, test split, 15-60 s) are generated into `--data` when absent.
+2. `hr-jax eval --benchmark synth` runs every method at every ratio (the checkpoint's own router;
+   resumable; coarse shape buckets, `HR_JAX_BUCKET_SECONDS`, so a sweep compiles a few programs).
+3. Each cell is the task's metric (F1 0-100; word accuracy for DIG) with a 95% percentile bootstrap
+   interval over the clips; `Recall` is the share of the informative segments' audio tokens (a token
+   is informative when its centre lies in a segment the generator placed the answer in) that the
+   method kept, averaged over clips; `Accuracy` is the plain share of correct replies.
+4. The Markdown holds the table, the routing distribution (paper Fig. 7) and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hr_jax.audio import TOKENS_PER_SECOND
+from hr_jax.eval import metrics, results
+from hr_jax.eval.report import load_rows, score_cell, write_report
+from hr_jax.eval.tasks import SYNTH, resolve_task
+from hr_jax.pruning.methods import ALL_METHODS, DISPLAY_NAMES, VANILLA
+from hr_jax.synth import TASK_NAMES, generate, task_file
+
+BUCKET_SECONDS = "20"
+
+
+def ensure_data(data_dir: Path, n: int, min_seconds: float, max_seconds: float, seed: int | None) -> None:
+    """The test clips of every task, generated where missing (or fewer than `n`)."""
+    for task in TASK_NAMES:
+        path = task_file(data_dir, task)
+        if path.exists() and len(json.loads(path.read_text())) >= n:
+            continue
+        generate(data_dir, "test", task, n, seed=seed, min_seconds=min_seconds, max_seconds=max_seconds)
+
+
+def informative_tokens(record: dict[str, Any], num_audio: int) -> np.ndarray:
+    """`[num_audio]` bool: audio tokens whose centre lies in one of the record's informative segments."""
+    centres = (np.arange(num_audio) + 0.5) / TOKENS_PER_SECOND
+    mask = np.zeros(num_audio, bool)
+    for start, end in record["segments"]:
+        mask |= (centres >= start) & (centres < end)
+    return mask
+
+
+def recall(rows: dict[str, dict[str, Any]], records: dict[str, dict[str, Any]]) -> float | None:
+    """Mean share of informative audio tokens kept (percent), over rows with a kept mask."""
+    shares = []
+    for rid, row in rows.items():
+        if row.get("error") or not row.get("num_audio") or rid not in records:
+            continue
+        na = int(row["num_audio"])
+        info = informative_tokens(records[rid], na)
+        if not info.any():
+            continue
+        kept = results.decode_mask(row["kept_mask"], na) if row.get("kept_mask") else np.ones(na, bool)
+        shares.append(100.0 * (kept & info).sum() / info.sum())
+    return float(np.mean(shares)) if shares else None
+
+
+def cell(task: str, rows: dict[str, dict[str, Any]], resamples: int) -> dict[str, Any]:
+    """Metric, 95% interval, accuracy and count of one task under one (method, ratio)."""
+    info = resolve_task(SYNTH, task)
+    ordered = [rows[k] for k in sorted(rows)]
+    value = score_cell(info, ordered).value
+
+    def on(idx: np.ndarray) -> float:
+        v = score_cell(info, [ordered[i] for i in idx]).value
+        return float("nan") if v is None else v
+
+    interval = metrics.bootstrap_interval(on, len(ordered), resamples=resamples)
+    acc = metrics.accuracy([bool(r.get("correct")) for r in ordered if not r.get("error")])
+    return {"value": value, "ci": interval, "accuracy": acc, "n": len(ordered)}
+
+
+def load_records(data_dir: Path) -> dict[str, dict[str, Any]]:
+    """The test records by the id the loader gives them (`<task>-<index>`)."""
+    out = {}
+    for task in TASK_NAMES:
+        for i, rec in enumerate(json.loads(task_file(data_dir, task).read_text())):
+            out[f"{task}-{i:05d}"] = rec
+    return out
+
+
+def table(run_dir: Path, data_dir: Path, resamples: int) -> dict[str, Any]:
+    """Every (method, ratio) row: per-task cells, their mean, its share of vanilla's, and recall."""
+    data = load_rows(str(run_dir))
+    records = load_records(data_dir)
+    tasks = [t for t in TASK_NAMES if any(k[0] == t for k in data)]
+    combos = sorted({(m, r) for _, m, r in data}, key=lambda mr: (mr[1], ALL_METHODS.index(mr[0])))
+    rows = []
+    for method, ratio in combos:
+        cells = {t: cell(t, data.get((t, method, ratio), {}), resamples) for t in tasks}
+        merged = {k: v for t in tasks for k, v in data.get((t, method, ratio), {}).items()}  # ids are unique
+        values = [c["value"] for c in cells.values() if c["value"] is not None]
+        rows.append({
+            "method": method, "ratio": ratio, "cells": cells,
+            "mean": float(np.mean(values)) if len(values) == len(tasks) else None,
+            "recall": recall(merged, records),
+        })  # fmt: skip
+    vanilla = next((r for r in rows if r["method"] == VANILLA), None)
+    for r in rows:
+        r["avg_pct"] = metrics.relative_to_vanilla(r["mean"], vanilla["mean"] if vanilla else None)
+    return {"tasks": tasks, "rows": rows}
+
+
+def _fmt(c: dict[str, Any]) -> str:
+    if c["value"] is None:
+        return "–"
+    lo, hi = c["ci"] or (math.nan, math.nan)
+    return f"{c['value']:.1f} [{lo:.0f}, {hi:.0f}]"
+
+
+def markdown(t: dict[str, Any], command: str, machine: str, figure: str | None) -> str:
+    """The table in the paper's Table 1 layout, one block per ratio, vanilla on top."""
+    labels = [resolve_task(SYNTH, k).abbrev for k in t["tasks"]]
+    lines = [
+        "| Method | " + " | ".join(labels) + " | Mean | Avg. | Recall |",
+        "|---|" + "---:|" * (len(labels) + 3),
+    ]
+    last = None
+    for r in t["rows"]:
+        if r["ratio"] != last:
+            title = (
+                "All tokens (100%)" if r["method"] == VANILLA else f"Retain {100 - round(100 * r['ratio'])}%"
+            )
+            lines.append(f"| *{title}* |" + " |" * (len(labels) + 3))
+            last = r["ratio"]
+        mean = "–" if r["mean"] is None else f"{r['mean']:.1f}"
+        avg = "–" if r["avg_pct"] is None else f"{r['avg_pct']:.1f}%"
+        rec = "–" if r["recall"] is None else f"{r['recall']:.1f}"
+        cells = " | ".join(_fmt(r["cells"][k]) for k in t["tasks"])
+        lines.append(f"| {DISPLAY_NAMES.get(r['method'], r['method'])} | {cells} | {mean} | {avg} | {rec} |")
+    vanilla = next((r for r in t["rows"] if r["method"] == VANILLA), None)
+    acc = "" if vanilla is None else ", ".join(
+        f"{resolve_task(SYNTH, k).abbrev} {vanilla['cells'][k]['accuracy']:.0f}%" for k in t["tasks"]
+    )  # fmt: skip
+    out = [
+        "Cells: the task's metric (F1 0-100; DIG: word accuracy) and its 95% bootstrap interval over the "
+        "clips. Mean: over the tasks; Avg.: Mean as % of Vanilla; Recall: % of the informative segments' "
+        "audio tokens kept (the generator's oracle).",
+        "",
+        *lines,
+        "",
+        f"Unpruned accuracy (share of correct replies): {acc}." if acc else "",
+        "",
+        f"Machine: {machine}. Command: `{command}`",
+    ]
+    if figure:
+        out += ["", f"![routing distribution]({figure})"]
+    return "\n".join(out) + "\n"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ckpt", default="demo")
+    ap.add_argument("--data", type=Path, default=Path("data/synth/test"))
+    ap.add_argument("--n", type=int, default=50, help="test clips per task")
+    ap.add_argument("--min-seconds", type=float, default=15.0)
+    ap.add_argument("--max-seconds", type=float, default=60.0)
+    ap.add_argument("--seed", type=int, default=None, help="test split seed (default: the split's)")
+    ap.add_argument("--out", type=Path, default=Path("runs/accuracy"))
+    ap.add_argument("--methods", default=",".join(ALL_METHODS))
+    ap.add_argument("--ratios", default="0.3,0.6,0.9")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--resamples", type=int, default=500, help="bootstrap resamples per cell")
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    a = ap.parse_args(argv)
+    os.environ.setdefault("HR_JAX_BUCKET_SECONDS", BUCKET_SECONDS)
+    from hr_jax.eval.runner import run_eval
+    from hr_jax.model import load
+
+    ensure_data(a.data, a.n, a.min_seconds, a.max_seconds, a.seed)
+    model = load(a.ckpt, dtype="float32")
+    methods = [m for m in a.methods.split(",") if m]
+    ratios = [float(r) for r in a.ratios.split(",") if r]
+    run_eval(model, str(a.data), "synth", None, methods, ratios, str(a.out), batch_size=a.batch_size,
+             max_new_tokens=24, asr_max_new_tokens=24, limit=a.n)  # fmt: skip
+    _, paths = write_report(str(a.out))
+    t = table(a.out, a.data, a.resamples)
+    (a.out / "accuracy.json").write_text(json.dumps(t, indent=1) + "\n")
+    command = "python -m bench.accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = markdown(t, command, machine(), paths.get("routing"))
+    (a.out / "accuracy.md").write_text(text)
+    if a.markdown:
+        a.markdown.write_text(text)
+    print(text)
+    print(f"report (paper layout, coverage): {paths['markdown']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

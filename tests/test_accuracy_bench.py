@@ -1,0 +1,43 @@
+"""bench.accuracy: the oracle recall of informative tokens, the bootstrap intervals, coarse buckets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.accuracy import informative_tokens, recall
+from hr_jax.engine import buckets
+from hr_jax.eval import metrics, results
+
+
+def test_informative_tokens_are_those_centred_in_a_segment():
+    mask = informative_tokens({"segments": [[0.1, 0.3], [1.0, 1.04]]}, 30)
+    assert np.flatnonzero(mask).tolist() == [2, 3, 4, 5, 6, 25]  # centres (t + 0.5) / 25 s
+
+
+def test_recall_is_the_share_of_informative_tokens_kept():
+    records = {"a": {"segments": [[0.0, 0.4]]}, "b": {"segments": [[0.0, 0.4]]}}
+    keep_first_half = np.zeros(20, bool)
+    keep_first_half[:5] = True  # 5 of the 10 informative tokens
+    rows = {
+        "a": {"num_audio": 20, "kept_mask": results.encode_mask(keep_first_half)},
+        "b": {"num_audio": 20, "kept_mask": None},  # unpruned: everything kept
+    }
+    assert recall(rows, records) == pytest.approx(75.0)
+
+
+def test_bootstrap_interval_brackets_the_metric():
+    correct = np.array([True] * 40 + [False] * 10)
+    lo, hi = metrics.bootstrap_interval(lambda idx: 100.0 * correct[idx].mean(), correct.size)
+    assert lo < 80.0 < hi and 60.0 < lo and hi < 95.0
+    assert metrics.bootstrap_interval(lambda idx: 0.0, 0) is None
+
+
+def test_coarse_buckets_round_to_whole_seconds_of_audio(monkeypatch):
+    assert buckets.token_multiple(64) == 64 and buckets.frame_multiple(200) == 400
+    monkeypatch.setenv(buckets.BUCKET_SECONDS_ENV, "20")
+    assert buckets.token_multiple(64) == 512  # 500 tokens rounded up to whole multiples of 64
+    assert buckets.frame_multiple(200) == 2000
+    monkeypatch.setenv(buckets.BUCKET_SECONDS_ENV, "fast")
+    with pytest.raises(ValueError, match="HR_JAX_BUCKET_SECONDS"):
+        buckets.bucket_seconds()
