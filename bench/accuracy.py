@@ -7,7 +7,8 @@ knows where the answer is can measure.
 
 1. The test clips (`hr_jax.synth`, test split, 15-60 s) are generated into `--data` when absent.
 2. `hr-jax eval --benchmark synth` runs every method at every ratio (the checkpoint's own router;
-   resumable; coarse shape buckets, `HR_JAX_BUCKET_SECONDS`, so a sweep compiles a few programs).
+   resumable; one shape bucket as long as the longest clip, `HR_JAX_BUCKET_SECONDS`, so the sweep
+   compiles one program per method and ratio).
 3. Each cell is the task's metric (F1 0-100; word accuracy for DIG) with a 95% percentile bootstrap
    interval over the clips; `Recall` is the share of the informative segments' audio tokens (a token
    is informative when its centre lies in a segment the generator placed the answer in) that the
@@ -35,8 +36,6 @@ from hr_jax.eval.report import load_rows, score_cell, write_report
 from hr_jax.eval.tasks import SYNTH, resolve_task
 from hr_jax.pruning.methods import ALL_METHODS, DISPLAY_NAMES, VANILLA
 from hr_jax.synth import TASK_NAMES, generate, task_file
-
-BUCKET_SECONDS = "20"
 
 
 def ensure_data(data_dir: Path, n: int, min_seconds: float, max_seconds: float, seed: int | None) -> None:
@@ -190,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--resamples", type=int, default=500, help="bootstrap resamples per cell")
     ap.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     a = ap.parse_args(argv)
-    os.environ.setdefault("HR_JAX_BUCKET_SECONDS", BUCKET_SECONDS)
+    # One shape bucket as long as the longest clip: one compile per (method, ratio), some padding.
+    os.environ.setdefault("HR_JAX_BUCKET_SECONDS", f"{a.max_seconds:g}")
     from hr_jax.eval.runner import run_eval
     from hr_jax.model import load
 
