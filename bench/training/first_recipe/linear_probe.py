@@ -1,7 +1,7 @@
 """Diagnostic: is a task's label linearly decodable from the mean-pooled audio embeddings that the
 decoder sees (a converted checkpoint against the same architecture at random init)?
 
-    python bench/training/linear_probe.py --ckpt hr_jax/assets/synth_model --data data/test_short
+    python bench/training/first_recipe/linear_probe.py --ckpt hr_jax/assets/synth_model --data data/test_short
 
 If the probe is well above chance while the model's answers are at chance, the audio encoder has
 learned and the decoder is not yet reading the audio tokens.
