@@ -9,7 +9,7 @@ import pytest
 
 from hr_jax.synth import make_example
 from hr_jax.training import TrainConfig
-from hr_jax.training.data import render_clip
+from hr_jax.training.data import clip_index, render_clip
 from hr_jax.training.labels import CLASS_INDEX, FLOOR, describe, spoken_words, token_labels
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -81,3 +81,16 @@ def test_a_cached_clip_reads_back_unchanged(tmp_path):
     again, rec2 = render_clip("scene", 3, 1234, 2.0, 4.0, str(tmp_path))
     np.testing.assert_array_equal(again, features)
     assert rec2 == rec and features.dtype == np.float16
+
+
+def test_with_every_task_listed_once_example_i_is_clip_i_div_tasks():
+    tasks = ("digits", "scene", "gender")
+    assert [clip_index(i, tasks) for i in range(7)] == [i // 3 for i in range(7)]
+
+
+def test_a_task_listed_twice_is_drawn_twice_per_cycle_from_distinct_clips():
+    tasks = ("digits", "scene", "digits")
+    drawn = [(tasks[i % 3], clip_index(i, tasks)) for i in range(12)]
+    digits = [c for t, c in drawn if t == "digits"]
+    assert digits == list(range(8))  # 2 per cycle of 3, each clip once
+    assert [c for t, c in drawn if t == "scene"] == [0, 1, 2, 3]

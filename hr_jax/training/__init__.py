@@ -16,13 +16,14 @@ elsewhere in the repo, so the model answers whichever one evaluation uses:
 `target`: the option *text* (which `hr_jax.eval.prompts.parse_answer` maps to its letter) or the
 digit transcript.
 
-Data. Example `i` of the stream is task `TASK_NAMES[i % 7]`, index `i // 7` of the train split
-(`make_example`, clips `--min-seconds`..`--max-seconds`), so every step sees fresh clips and every task
-equally often. Groups of `--group` batches are rendered together in a background process, sorted by
-length and cut into batches (length bucketing: sequence length rounded up to 64 tokens and mel frames
-to 400, so only a few shapes are compiled; a persistent compilation cache under the run directory
-makes a resumed run skip the compiles). The data stream is a pure function of (data seed, step), so
-a resumed run sees exactly the batches an uninterrupted one would.
+Data. Example `i` of the stream is task `tasks[i % len(tasks)]`, clip `i // len(tasks)` of the train
+split (`make_example`, clips `--min-seconds`..`--max-seconds`; `--tasks` may list a task several times
+to draw it more often), so every step sees fresh clips. Groups of `--group` batches are rendered
+together in a background process, sorted by length and cut into batches (length bucketing: sequence
+length rounded up to 64 tokens and mel frames to 400, so only a few shapes are compiled; a persistent
+compilation cache under the run directory makes a resumed run skip the compiles). The data stream is
+a pure function of (data seed, step), so a resumed run sees exactly the batches an uninterrupted one
+would.
 
 Modules: `config` (the run: model, optimiser, data), `data` (the stream), `loop` (initialisation,
 loss, optimiser, the resumable loop), `export` (HF export, accuracy check), `__main__` (the CLI).

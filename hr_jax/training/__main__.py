@@ -36,7 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="JSON",
         help='overrides of the demo model, e.g. \'{"text": {"num_hidden_layers": 6}, "audio": {}}\'',
     )
-    p.add_argument("--tasks", default="", help="comma-separated subset of tasks (default: all)")
+    p.add_argument(
+        "--tasks",
+        default="",
+        help="comma-separated tasks (default: all); one listed m times is drawn m times as often",
+    )
     p.add_argument(
         "--curriculum",
         default="",

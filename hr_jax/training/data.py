@@ -1,8 +1,9 @@
 """The training data stream: synthetic clips rendered in a background process, tokenized with the
 inference prompt path, length-bucketed and collated like `hr_jax.make_batch` (NumPy only).
 
-Example `i` of the stream is task `TASK_NAMES[i % 7]`, index `i // 7` of the train split, so every
-step sees fresh clips and every task equally often; the stream is a pure function of (data seed,
+Example `i` of the stream is task `tasks[i % len(tasks)]` (all seven by default), clip `i // len(tasks)`
+of the train split (`clip_index`; a task listed twice is drawn twice per cycle), so every step sees
+fresh clips and every task as often as it is listed; the stream is a pure function of (data seed,
 step), so a resumed run sees exactly the batches an uninterrupted one would.
 """
 
@@ -100,6 +101,15 @@ def render_clip(
     return features, rec
 
 
+def clip_index(index: int, tasks: Sequence[str]) -> int:
+    """The train-split clip of stream example `index`. A task listed m times in `tasks` is drawn m
+    times per cycle, each time a different clip (with every task listed once this is
+    `index // len(tasks)`)."""
+    cycle, pos = divmod(index, len(tasks))
+    task = tasks[pos]
+    return cycle * tasks.count(task) + tasks[:pos].count(task)
+
+
 def make_train_example(
     tok, index: int, tasks: Sequence[str], tcfg: TrainConfig, stage: Stage, cache_dir: str | None = None
 ) -> dict[str, Any]:
@@ -107,7 +117,7 @@ def make_train_example(
     the class of each audio token, the spoken words' token ids (CTC target) and the task."""
     task = tasks[index % len(tasks)]
     features, rec = render_clip(
-        task, index // len(tasks), tcfg.data_seed, stage.min_seconds, stage.max_seconds, cache_dir
+        task, clip_index(index, tasks), tcfg.data_seed, stage.min_seconds, stage.max_seconds, cache_dir
     )
     rng = np.random.default_rng([tcfg.data_seed, index, 17])
     if rng.random() < tcfg.describe_prob:

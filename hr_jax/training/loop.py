@@ -246,7 +246,7 @@ def train(
     stop_after: return after this many steps of this call (tests, interruption drills).
     workers: background processes rendering clips (0: render in this thread).
     tokenizer_dir: use this tokenizer (its vocabulary must have `tcfg.vocab_size` tokens) instead of
-      training one on `tokenizer_corpus()`.
+      training one on `tokenizer_corpus()` (default with `init_from`: that checkpoint's tokenizer).
     init_from: a fresh run starts from this converted checkpoint's weights (e.g. the shipped model).
     cache_dir: rendered clips and their log-mel are kept here and read back by later steps and runs.
     """
@@ -265,6 +265,8 @@ def train(
     jax.config.update("jax_compilation_cache_dir", str(out / "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
+    if tokenizer_dir is None and init_from is not None:
+        tokenizer_dir = init_from  # the weights' own token ids
     tok_dir = out / "tokenizer"
     if not (tok_dir / "tokenizer.json").exists():
         tmp = out / "tokenizer.tmp"
