@@ -34,7 +34,7 @@ from hr_jax.audio import TOKENS_PER_SECOND
 from hr_jax.eval import metrics, results
 from hr_jax.eval.report import load_rows, score_cell, write_report
 from hr_jax.eval.tasks import SYNTH, resolve_task
-from hr_jax.pruning.methods import ALL_METHODS, DISPLAY_NAMES, VANILLA
+from hr_jax.pruning.methods import ALL_METHODS, DISPLAY_NAMES, HEADROUTER, VANILLA
 from hr_jax.synth import TASK_NAMES, generate, task_file
 
 
@@ -115,6 +115,82 @@ def table(run_dir: Path, data_dir: Path, resamples: int) -> dict[str, Any]:
     for r in rows:
         r["avg_pct"] = metrics.relative_to_vanilla(r["mean"], vanilla["mean"] if vanilla else None)
     return {"tasks": tasks, "rows": rows}
+
+
+def paired_difference(
+    data: dict[tuple[str, str, float], dict[str, dict[str, Any]]],
+    tasks: Sequence[str],
+    a: tuple[str, float],
+    b: tuple[str, float],
+    resamples: int,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """Mean over tasks of the metric of (method, ratio) `a` minus that of `b`, with a 95% paired
+    bootstrap interval: each resample draws the same clips (per task, with replacement) for both,
+    so the interval reflects the difference on shared clips, not two independent errors."""
+    pairs = []
+    for t in tasks:
+        ra, rb = data.get((t, *a), {}), data.get((t, *b), {})
+        ids = sorted(set(ra) & set(rb))
+        if not ids:
+            return None
+        pairs.append((resolve_task(SYNTH, t), [ra[i] for i in ids], [rb[i] for i in ids]))
+
+    def diff(picks: Sequence[np.ndarray]) -> float:
+        out = []
+        for (info, xa, xb), idx in zip(pairs, picks, strict=True):
+            va = score_cell(info, [xa[i] for i in idx]).value
+            vb = score_cell(info, [xb[i] for i in idx]).value
+            out.append(math.nan if va is None or vb is None else va - vb)
+        return float(np.mean(out))
+
+    rng = np.random.default_rng(seed)
+    point = diff([np.arange(len(xa)) for _, xa, _ in pairs])
+    draws = np.array(
+        [diff([rng.integers(0, len(xa), len(xa)) for _, xa, _ in pairs]) for _ in range(resamples)]
+    )
+    draws = draws[np.isfinite(draws)]
+    ci = (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if draws.size else None
+    return {"a": list(a), "b": list(b), "diff": point, "ci": ci}
+
+
+def headrouter_against_each(
+    run_dir: Path, tasks: Sequence[str], resamples: int, reference: str = HEADROUTER
+) -> list[dict[str, Any]]:
+    """`paired_difference` of `reference` against every other pruned method at each ratio."""
+    data = load_rows(str(run_dir))
+    combos = sorted({(m, r) for _, m, r in data if m not in (VANILLA, reference)},
+                    key=lambda mr: (mr[1], ALL_METHODS.index(mr[0])))  # fmt: skip
+    out = []
+    for method, ratio in combos:
+        d = paired_difference(data, tasks, (reference, ratio), (method, ratio), resamples)
+        if d is not None:
+            out.append(d)
+    return out
+
+
+def differences_markdown(diffs: Sequence[dict[str, Any]]) -> str:
+    """One row per method, one column per ratio: HeadRouter minus the method, with its interval;
+    a bold cell's interval excludes 0 (a real difference at 95%)."""
+    ratios = sorted({d["a"][1] for d in diffs})
+    methods = list(dict.fromkeys(d["b"][0] for d in diffs))
+    by = {(d["b"][0], d["b"][1]): d for d in diffs}
+    lines = [
+        "| HeadRouter minus | " + " | ".join(f"r = {r:g}" for r in ratios) + " |",
+        "|---|" + "---:|" * len(ratios),
+    ]
+    for m in methods:
+        cells = []
+        for r in ratios:
+            d = by.get((m, r))
+            if d is None or d["ci"] is None:
+                cells.append("–")
+                continue
+            lo, hi = d["ci"]
+            text = f"{d['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+            cells.append(f"**{text}**" if lo > 0 or hi < 0 else text)
+        lines.append(f"| {DISPLAY_NAMES.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(c: dict[str, Any]) -> str:
@@ -202,9 +278,15 @@ def main(argv: Sequence[str] | None = None) -> int:
              max_new_tokens=24, asr_max_new_tokens=24, limit=a.n)  # fmt: skip
     _, paths = write_report(str(a.out))
     t = table(a.out, a.data, a.resamples)
+    t["headrouter_minus"] = headrouter_against_each(a.out, t["tasks"], a.resamples)
     (a.out / "accuracy.json").write_text(json.dumps(t, indent=1) + "\n")
     command = "python -m bench.accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(t, command, machine(), paths.get("routing"))
+    if t["headrouter_minus"]:
+        text += (
+            "\nHeadRouter against each method (Mean over tasks, difference and 95% paired bootstrap "
+            "interval; bold: the interval excludes 0):\n\n" + differences_markdown(t["headrouter_minus"])
+        )
     (a.out / "accuracy.md").write_text(text)
     if a.markdown:
         a.markdown.write_text(text)

@@ -177,13 +177,9 @@ def prefill_cost(
 
 
 def decode_cost(
-    t: TextConfig,
-    batch: int,
-    cache_lower: int,
-    cache_upper: int | None = None,
-    prune_layer: int = 2,
+    t: TextConfig, batch: int, cache_lower: int, cache_upper: int | None = None, prune_layer: int = 2,
     dtype_bytes: int = 4,
-) -> Cost:
+) -> Cost:  # fmt: skip
     """One decode step (one new token per row) with caches of `cache_lower` slots (layers < M) and
     `cache_upper` slots (layers ≥ M)."""
     n, m = t.num_hidden_layers, prune_layer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.accuracy import informative_tokens, recall
+from bench.accuracy import differences_markdown, informative_tokens, paired_difference, recall
 from hr_jax.engine import buckets
 from hr_jax.eval import metrics, results
 
@@ -41,3 +41,26 @@ def test_coarse_buckets_round_to_whole_seconds_of_audio(monkeypatch):
     monkeypatch.setenv(buckets.BUCKET_SECONDS_ENV, "fast")
     with pytest.raises(ValueError, match="HR_JAX_BUCKET_SECONDS"):
         buckets.bucket_seconds()
+
+
+def _rows(correct: list[bool]) -> dict[str, dict]:
+    """Digit transcripts of two words, right or all wrong (word accuracy = share right)."""
+    return {f"digits-{i:05d}": {"reference": "one two", "prediction": "one two" if c else "nine nine",
+                                "correct": c} for i, c in enumerate(correct)}  # fmt: skip
+
+
+def test_paired_difference_is_the_gap_in_the_metric_with_an_interval_around_it():
+    good, bad = [True] * 45 + [False] * 5, [True] * 25 + [False] * 25
+    data = {("digits", "headrouter", 0.6): _rows(good), ("digits", "random", 0.6): _rows(bad)}
+    d = paired_difference(data, ["digits"], ("headrouter", 0.6), ("random", 0.6), resamples=200)
+    assert d["diff"] == pytest.approx(40.0)  # word accuracy 90 vs 50
+    lo, hi = d["ci"]
+    assert 0 < lo < 40 < hi
+    assert "**+40.0" in differences_markdown([d])  # the interval excludes 0: marked
+
+
+def test_identical_methods_differ_by_zero_with_a_degenerate_interval():
+    rows = _rows([True, False] * 20)
+    data = {("digits", "headrouter", 0.3): rows, ("digits", "frame", 0.3): dict(rows)}
+    d = paired_difference(data, ["digits"], ("headrouter", 0.3), ("frame", 0.3), resamples=100)
+    assert d["diff"] == 0.0 and d["ci"] == (0.0, 0.0)  # paired: the same clips each time

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 VANILLA = "vanilla"
+HEADROUTER = "headrouter"  # the method, with the paper's defaults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +29,7 @@ REGISTRY: tuple[Method, ...] = (
     Method("fastv", "FastV", "baseline"),
     Method("dart", "DART", "baseline"),
     Method("frame", "Frame", "baseline"),
-    Method("headrouter", "HeadRouter", "headrouter", "soft", True),
+    Method(HEADROUTER, "HeadRouter", "headrouter", "soft", True),
     Method("hard", "Hard Threshold", "headrouter", "hard", True),
     Method("no_router", "w/o Router", "headrouter", "uniform", True),  # probe and pre-filter kept
     Method("no_prefilter", "w/o Downsampling", "headrouter", "soft", False),
