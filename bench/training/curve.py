@@ -3,6 +3,9 @@ greedy and unpruned on the same clips (`hr_jax.training.accuracy`).
 
     python -m bench.training.curve --run runs/synth --data data/synth/dev_short --n 10 \\
         --json bench/training/curve.json --png bench/training/curve.png
+
+A run started from trained weights (`--init-from`) is drawn after them with `--offset` (the steps
+those weights had) and `--previous` (their points).
 """
 
 from __future__ import annotations
@@ -71,11 +74,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="synth split directory to score on")
     ap.add_argument("--n", type=int, default=10, help="clips per task")
     ap.add_argument("--steps", default="", help="comma-separated steps (default: every kept checkpoint)")
+    ap.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        help="steps the run's starting weights had already trained (a run made with --init-from)",
+    )
+    ap.add_argument("--previous", type=Path, default=None, help="earlier points (a curve JSON) to draw first")
     ap.add_argument("--json", type=Path, required=True)
     ap.add_argument("--png", type=Path, default=None)
     a = ap.parse_args(argv)
     steps = [int(s) for s in a.steps.split(",") if s] or None
-    points = curve(a.run, a.data, a.n, steps)
+    points = [dict(p, step=p["step"] + a.offset) for p in curve(a.run, a.data, a.n, steps)]
+    if a.previous:
+        points = json.loads(a.previous.read_text()) + points
     a.json.write_text(json.dumps(points, indent=1) + "\n")
     if a.png:
         plot(points, a.png)
