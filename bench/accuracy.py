@@ -95,9 +95,10 @@ def load_records(data_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def table(run_dir: Path, data_dir: Path, resamples: int) -> dict[str, Any]:
-    """Every (method, ratio) row: per-task cells, their mean, its share of vanilla's, and recall."""
-    data = load_rows(str(run_dir))
+def table(data: dict[tuple[str, str, float], dict[str, dict[str, Any]]], data_dir: Path, resamples: int
+          ) -> dict[str, Any]:  # fmt: skip
+    """Every (method, ratio) row of a run's rows (`load_rows`): per-task cells, their mean, its share
+    of vanilla's, and recall."""
     records = load_records(data_dir)
     tasks = [t for t in TASK_NAMES if any(k[0] == t for k in data)]
     combos = sorted({(m, r) for _, m, r in data}, key=lambda mr: (mr[1], ALL_METHODS.index(mr[0])))
@@ -155,10 +156,12 @@ def paired_difference(
 
 
 def headrouter_against_each(
-    run_dir: Path, tasks: Sequence[str], resamples: int, reference: str = HEADROUTER
+    data: dict[tuple[str, str, float], dict[str, dict[str, Any]]],
+    tasks: Sequence[str],
+    resamples: int,
+    reference: str = HEADROUTER,
 ) -> list[dict[str, Any]]:
     """`paired_difference` of `reference` against every other pruned method at each ratio."""
-    data = load_rows(str(run_dir))
     combos = sorted({(m, r) for _, m, r in data if m not in (VANILLA, reference)},
                     key=lambda mr: (mr[1], ALL_METHODS.index(mr[0])))  # fmt: skip
     out = []
@@ -237,7 +240,15 @@ def markdown(t: dict[str, Any], command: str, machine: str, figure: str | None) 
     ]
     if figure:
         out += ["", f"![routing distribution]({figure})"]
-    return "\n".join(out) + "\n"
+    if t.get("headrouter_minus"):
+        out += [
+            "",
+            "HeadRouter against each method (Mean over tasks, difference and 95% paired bootstrap "
+            "interval; bold: the interval excludes 0):",
+            "",
+            differences_markdown(t["headrouter_minus"]),
+        ]
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def machine() -> str:
@@ -277,16 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_eval(model, str(a.data), "synth", None, methods, ratios, str(a.out), batch_size=a.batch_size,
              max_new_tokens=24, asr_max_new_tokens=24, limit=a.n)  # fmt: skip
     _, paths = write_report(str(a.out))
-    t = table(a.out, a.data, a.resamples)
-    t["headrouter_minus"] = headrouter_against_each(a.out, t["tasks"], a.resamples)
+    data = load_rows(str(a.out))
+    t = table(data, a.data, a.resamples)
+    t["headrouter_minus"] = headrouter_against_each(data, t["tasks"], a.resamples)
     (a.out / "accuracy.json").write_text(json.dumps(t, indent=1) + "\n")
     command = "python -m bench.accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(t, command, machine(), paths.get("routing"))
-    if t["headrouter_minus"]:
-        text += (
-            "\nHeadRouter against each method (Mean over tasks, difference and 95% paired bootstrap "
-            "interval; bold: the interval excludes 0):\n\n" + differences_markdown(t["headrouter_minus"])
-        )
     (a.out / "accuracy.md").write_text(text)
     if a.markdown:
         a.markdown.write_text(text)

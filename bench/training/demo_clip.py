@@ -22,15 +22,11 @@ import soundfile as sf
 import hr_jax
 from hr_jax.audio import SAMPLE_RATE
 from hr_jax.demo import SHIPPED_CLIP, SHIPPED_CLIP_INFO
-from hr_jax.eval.prompts import parse_answer, record_prompt
-from hr_jax.eval.samples import LETTERS
+from hr_jax.eval.datasets import parse_record
+from hr_jax.eval.prompts import build_prompt, parse_answer
 from hr_jax.synth import make_example
 
 TASK = "sound_after_word"
-
-
-def choices_of(record: dict) -> list[str]:
-    return [record[f"choice_{c.lower()}"] for c in LETTERS if f"choice_{c.lower()}" in record]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,21 +42,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = hr_jax.load(a.ckpt, dtype="float32")
     for index in range(a.tries):
         audio, rec = make_example(TASK, index, split="test", seed=a.seed, min_seconds=15.0, max_seconds=30.0)
-        prompt, choices = record_prompt({"path": "clip.wav", **rec}), choices_of(rec)
+        sample = parse_record(rec)  # as `hr-jax eval --benchmark synth` reads the clip
+        prompt, choices = build_prompt(sample), list(sample.choices)
         reply = hr_jax.generate(model, audio, 0.0, prompt=prompt, max_new_tokens=16)
-        if parse_answer(reply, choices) != rec["answer_letter"]:
+        if parse_answer(reply, choices) != sample.answer:
             continue
         sf.write(a.wav, audio, SAMPLE_RATE, subtype="PCM_16")
         info = {
             "task": TASK, "prompt": prompt, "choices": choices, "answer": rec["answer_gt"],
-            "answer_letter": rec["answer_letter"], "segments": rec["segments"], "timeline": rec["timeline"],
+            "answer_letter": sample.answer, "segments": rec["segments"], "timeline": rec["timeline"],
             "source": f"hr_jax.synth.make_example({TASK!r}, {index}, split='test', seed={a.seed}, "
                       "min_seconds=15, max_seconds=30)",
             "chosen": f"the first of indices 0..{a.tries - 1} the shipped model answers right, unpruned "
                       f"(index {index}; {index} earlier ones answered wrong)",
         }  # fmt: skip
         a.json.write_text(json.dumps(info, indent=1) + "\n")
-        print(f"clip {index}: {reply!r} (answer {rec['answer_letter']}); wrote {a.wav} and {a.json}")
+        print(f"clip {index}: {reply!r} (answer {sample.answer}); wrote {a.wav} and {a.json}")
         return 0
     print(f"none of the first {a.tries} clips is answered right", file=sys.stderr)
     return 1
