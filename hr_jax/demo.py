@@ -4,7 +4,7 @@ With the synthetic-task model shipped in `hr_jax/assets/synth_model` (`--ckpt de
 `hr_jax.synth`; bench/ACCURACY.md has its measured accuracy) it answers a question about a bundled
 synthetic clip with every method, marks each reply right or wrong, and draws the kept tokens over the
 waveform with the informative segments (where the answer is) marked. With `--random` it builds a tiny
-random-weight Qwen2.5-Omni thinker checkpoint in the Hugging Face layout with transformers (cached
+random-weight Qwen2.5-Omni thinker checkpoint in the Hugging Face layout (no PyTorch needed; cached
 under `~/.cache/hr_jax`), converts it with the real converter and generates from it — the text is
 then meaningless, and the demo says so.
 """
@@ -37,14 +37,14 @@ RUNS = (("vanilla", 0.0), ("headrouter", 0.3), ("headrouter", 0.6), ("frame", 0.
 def random_checkpoint() -> Path:
     """A converted tiny random-weight checkpoint, built and converted once, then cached."""
     from hr_jax.checkpoint import convert
-    from hr_jax.testing.checkpoints import build_tiny_checkpoint
+    from hr_jax.testing.checkpoints import build_random_checkpoint
 
     out = CACHE / "demo_tiny_random"
     if (out / "hr_jax_config.json").exists():
         return out
     hf = CACHE / "demo_tiny_random_hf"
     shape = {"num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 16, "hidden_size": 128}
-    build_tiny_checkpoint(hf, config_overrides={**shape, "num_hidden_layers": 4})
+    build_random_checkpoint(hf, config_overrides={**shape, "num_hidden_layers": 4})
     return convert(hf, out, dtype="float32", overwrite=True)
 
 

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.sharding import Mesh
 
 from hr_jax.audio import FeatureConfig, extract_features
 from models.config import ThinkerConfig
@@ -52,6 +53,9 @@ class Model:
     name: str = struct.field(pytree_node=False, default="")
     stop_ids: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
     router_path: str | None = struct.field(pytree_node=False, default=None)  # the checkpoint's router.json
+    # The ("data", "model") mesh the parameters are placed on (`hr_jax.load(..., mesh=)`, `on_mesh`);
+    # every engine function then runs sharded over it. None: the default device.
+    mesh: Mesh | None = struct.field(pytree_node=False, default=None)
 
     @property
     def dtype(self) -> jnp.dtype:
@@ -83,33 +87,57 @@ DEMO_DIR = Path(__file__).parent / "assets" / "synth_model"
 ROUTER_FILE = "router.json"  # a router saved in a checkpoint directory is its default
 
 
-def resolve_checkpoint(ckpt_dir: str | os.PathLike) -> Path:
-    """The directory `ckpt_dir` names: itself, or the shipped model for "demo" (unless a directory of
-    that name exists)."""
-    path = Path(ckpt_dir)
-    if os.fspath(ckpt_dir) == DEMO and not path.exists():
+def resolve_checkpoint(
+    ckpt: str | os.PathLike, revision: str | None = None, dtype: str | jnp.dtype | None = None
+) -> Path:
+    """The converted checkpoint directory `ckpt` names: the shipped model for "demo" (unless a directory
+    of that name exists), a local directory as is, or else a Hugging Face Hub name, converted once into
+    the conversion cache (`hr_jax.checkpoint.hub`) at `revision` in `dtype` (default bfloat16)."""
+    path = Path(ckpt).expanduser()
+    if os.fspath(ckpt) == DEMO and not path.exists():
         return DEMO_DIR
-    return path
+    if path.exists():
+        if revision is not None:
+            raise ValueError(f"revision {revision!r} applies to Hub names, but {path} is a local path")
+        return path
+    from hr_jax.checkpoint import converted_from_hub
+
+    return converted_from_hub(os.fspath(ckpt), revision, jnp.dtype(dtype or "bfloat16").name)
 
 
-def load(ckpt_dir: str | os.PathLike, dtype: str | jnp.dtype | None = None) -> Model:
-    """Loads a directory written by `python -m convert.hf_to_jax` onto the default device.
+def load(
+    ckpt_dir: str | os.PathLike,
+    dtype: str | jnp.dtype | None = None,
+    *,
+    revision: str | None = None,
+    mesh: Mesh | None = None,
+) -> Model:
+    """Loads a checkpoint onto the default device, or onto `mesh`.
 
     Args:
-      ckpt_dir: the converted checkpoint, or "demo" for the model shipped with the package. Its
+      ckpt_dir: a directory written by `python -m convert.hf_to_jax`; "demo" for the model shipped with
+        the package; or a Hugging Face Hub name (`Qwen/Qwen2.5-Omni-3B`), downloaded and converted once
+        into `$HR_JAX_CACHE` (default `~/.cache/hr_jax`) and read from there afterwards. Its
         `router.json`, when present, is the HeadRouter router used when a call names none.
-      dtype: cast parameters to this dtype (e.g. "bfloat16", "float32"); default keeps the saved one.
+      dtype: cast parameters to this dtype (e.g. "bfloat16", "float32"); default keeps the saved one
+        (a Hub name is converted in this dtype, default bfloat16).
+      revision: the Hub branch, tag or commit of a Hub name.
+      mesh: a `("data", "model")` mesh (`hr_jax.make_mesh`): every weight is restored straight into
+        its sharding by the logical-axis rules (`hr_jax.sharding`), leaf by leaf, never whole on one
+        device; the model carries the mesh and every engine function runs sharded over it.
     """
-    ckpt_dir = resolve_checkpoint(ckpt_dir)
+    ckpt_dir = resolve_checkpoint(ckpt_dir, revision, dtype)
     from transformers import AutoTokenizer
 
-    from hr_jax.checkpoint import load_params
+    from hr_jax.checkpoint import load_config, load_params
+    from hr_jax.sharding import param_shardings
 
-    cfg, params = load_params(ckpt_dir, dtype=dtype)
+    shardings = None if mesh is None else param_shardings(load_config(ckpt_dir)[0], mesh)
+    cfg, params = load_params(ckpt_dir, dtype=dtype, sharding=shardings)
     tokenizer = AutoTokenizer.from_pretrained(os.fspath(ckpt_dir))
     tokenizer.padding_side = "left"
     gen_path = os.path.join(os.fspath(ckpt_dir), "generation_config.json")
-    gen = json.load(open(gen_path)) if os.path.exists(gen_path) else {}
+    gen = json.loads(Path(gen_path).read_text()) if os.path.exists(gen_path) else {}
     return Model(
         params=params,
         config=cfg,
@@ -118,7 +146,18 @@ def load(ckpt_dir: str | os.PathLike, dtype: str | jnp.dtype | None = None) -> M
         name=os.path.basename(os.path.normpath(os.fspath(ckpt_dir))),
         stop_ids=default_stop_ids(tokenizer, gen),
         router_path=os.fspath(ckpt_dir / ROUTER_FILE) if (ckpt_dir / ROUTER_FILE).is_file() else None,
+        mesh=mesh,
     )
+
+
+def on_mesh(model: Model, mesh: Mesh | None) -> Model:
+    """`model` with its parameters placed on `mesh` by the logical-axis rules (itself when already
+    there; `mesh=None` leaves it as it is)."""
+    if mesh is None or model.mesh == mesh:
+        return model
+    from hr_jax.sharding import shard_params
+
+    return model.replace(params=shard_params(model.params, model.config, mesh), mesh=mesh)
 
 
 def with_params(model: Model, params: ThinkerParams) -> Model:

@@ -3,6 +3,7 @@ layout, and hr_jax's own orbax format.
 
 - `hf_config`: the Hugging Face `config.json` both ways (`config_from_hf`, `hf_config_dict`);
 - `keymap`: `HF_KEY_MAP` (HF tensor name <-> parameter leaf) and the leaf helpers;
+- `hub`: checkpoints by Hub name (`hf_snapshot`) and the conversion cache (`converted_from_hub`);
 - `hf_import`: `convert`, Hugging Face safetensors -> hr_jax checkpoint (the CLI is `convert.hf_to_jax`);
 - `hf_export`: `export_hf`, hr_jax parameters -> a thinker checkpoint transformers loads;
 - `store`: `save_leaves` / `save_params` / `load_params` / `load_config` of hr_jax checkpoints.
@@ -17,6 +18,7 @@ from hr_jax.checkpoint.hf_config import (
 )
 from hr_jax.checkpoint.hf_export import export_hf
 from hr_jax.checkpoint.hf_import import DTYPES, ConversionError, convert
+from hr_jax.checkpoint.hub import CheckpointNotFound, cache_root, converted_from_hub, hf_snapshot
 from hr_jax.checkpoint.keymap import (
     HF_KEY_MAP,
     KeyEntry,
@@ -42,6 +44,7 @@ from hr_jax.checkpoint.store import (
 
 __all__ = [
     "CONFIG_FILE",
+    "CheckpointNotFound",
     "ConversionError",
     "DTYPES",
     "FORMAT",
@@ -52,14 +55,17 @@ __all__ = [
     "NotAConvertedCheckpoint",
     "PARAMS_DIR",
     "UnsupportedConfig",
+    "cache_root",
     "check_hf",
     "config_from_hf",
     "convert",
+    "converted_from_hub",
     "default_mrope_section",
     "export_hf",
     "from_hf_layout",
     "hf_config_dict",
     "hf_key_map",
+    "hf_snapshot",
     "iter_leaves",
     "leaf_shapes",
     "load_config",

@@ -1,6 +1,6 @@
 """Hugging Face Qwen2.5-Omni (thinker) safetensors -> hr_jax orbax checkpoint.
 
-    python -m convert.hf_to_jax --hf-dir DIR --out DIR [--dtype bfloat16|float32] [--overwrite]
+    python -m convert.hf_to_jax --hf-dir DIR|ORG/NAME --out DIR [--revision REV] [--dtype bfloat16|float32]
 
 Accepts full Omni checkpoints (tensors under `thinker.`; `talker.*` and `token2wav.*` skipped) and
 thinker-only ones; the vision tower (`visual.*`) is skipped as well. Every other tensor must map to a
@@ -33,16 +33,12 @@ import numpy as np
 
 from hr_jax.audio import FeatureConfig
 from hr_jax.checkpoint.hf_config import config_from_hf
+from hr_jax.checkpoint.hub import AUX_FILES, hf_snapshot
 from hr_jax.checkpoint.keymap import KeyEntry, hf_key_map, leaf_shapes, to_hf_layout
 from hr_jax.checkpoint.store import HF_CONFIG_FILE, save_leaves
 from models.config import ThinkerConfig
 
 SKIP_PREFIXES = ("talker.", "token2wav.", "visual.")
-AUX_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
-    "added_tokens.json", "chat_template.json", "chat_template.jinja", "preprocessor_config.json",
-    "generation_config.json",
-)  # fmt: skip
 DTYPES = {"bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float16": np.float16}
 # safetensors dtype names -> little-endian NumPy dtypes (bf16 / fp8 through ml_dtypes).
 _DTYPES = {
@@ -258,17 +254,24 @@ def _atomic_dir(out: Path, overwrite: bool) -> Iterator[Path]:
 
 
 def convert(
-    hf_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat16", overwrite: bool = False
+    hf_dir: str | Path,
+    out_dir: str | Path,
+    dtype: str = "bfloat16",
+    overwrite: bool = False,
+    revision: str | None = None,
 ) -> Path:
-    """Converts a Hugging Face Qwen2.5-Omni (or thinker-only) directory into an hr_jax checkpoint.
+    """Converts a Hugging Face Qwen2.5-Omni (or thinker-only) checkpoint into an hr_jax checkpoint.
 
+    `hf_dir`: a local directory, or a Hub repository name (`Qwen/Qwen2.5-Omni-3B`) resolved with
+    `hr_jax.checkpoint.hub.hf_snapshot` at `revision` (only the files the converter reads are fetched).
     `dtype`: "bfloat16" (default), "float32" or "float16". Returns the output directory.
     Raises ConversionError (a ValueError) naming the offending tensor for unknown, missing or
-    misshapen tensors, FileExistsError for a non-empty `out_dir` without `overwrite`.
+    misshapen tensors, FileExistsError for a non-empty `out_dir` without `overwrite`, and
+    `CheckpointNotFound` for a name that is neither a directory nor a reachable Hub repository.
     """
-    hf_dir, out = Path(hf_dir).absolute(), Path(out_dir).absolute()
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    hf_dir, out = hf_snapshot(hf_dir, revision).absolute(), Path(out_dir).absolute()
     with _atomic_dir(out, overwrite) as tmp:
         config_file = hf_dir / "config.json"
         if not config_file.is_file():

@@ -5,6 +5,7 @@
 checkpoint directory like the released ones (safetensors, optionally sharded with an index, optionally
 wrapped as a full Omni checkpoint with `thinker.`/`talker.`/`token2wav.` keys, plus tokenizer,
 chat template, preprocessor and generation config). `load_reference` loads it back in PyTorch.
+`build_random_checkpoint` writes the same layout without PyTorch (hr_jax's own random weights).
 Nothing is cached globally: every call writes what it is asked to.
 """
 
@@ -340,6 +341,29 @@ def build_tiny_checkpoint(
     (out / "config.json").write_text(json.dumps(config_json, indent=2, sort_keys=True) + "\n")
 
     _write_tokenizer_files(out, cfg, first_special)
+    return out
+
+
+def build_random_checkpoint(
+    out_dir: str | Path, config_overrides: dict[str, Any] | None = None, seed: int = 0
+) -> Path:
+    """A random tiny thinker checkpoint in the Hugging Face layout, written without PyTorch.
+
+    The weights come from hr_jax's own declaration (`models.params.init_params`) and are written by
+    `hr_jax.checkpoint.export_hf`, with the same config, tokenizer and preprocessor files as
+    `build_tiny_checkpoint`. It needs only the runtime dependencies, so `hr-jax demo --random` runs
+    on a bare install (`build_tiny_checkpoint` needs the test extra's torch).
+    """
+    import jax
+
+    from hr_jax.checkpoint import config_from_hf, export_hf
+    from models.params import init_params
+
+    out = Path(out_dir)
+    cfg_json = tiny_config(**(config_overrides or {}))
+    cfg = config_from_hf(cfg_json)
+    export_hf(init_params(cfg, jax.random.key(seed)), cfg, out, base_config=cfg_json)
+    _write_tokenizer_files(out, cfg_json, (config_overrides or {}).get("first_special_id"))
     return out
 
 
