@@ -21,6 +21,7 @@ from hr_jax.engine import (
 from hr_jax.model import Model, load
 from hr_jax.pruning import PRUNING_METHODS as METHODS
 from hr_jax.pruning import Router
+from hr_jax.sharding import make_mesh
 
 __all__ = [
     "METHODS",
@@ -38,6 +39,7 @@ __all__ = [
     "generate_with",
     "load",
     "make_batch",
+    "make_mesh",
     "prefill",
 ]
 

@@ -32,10 +32,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hr_jax.batch import make_batch
+from hr_jax.cli_options import add_model_options, load_model
 from hr_jax.engine import answer_logprob, prefill
 from hr_jax.eval.prompts import instruction
 from hr_jax.eval.samples import answer_letter
-from hr_jax.model import ROUTER_FILE, Model, load, resolve_checkpoint
+from hr_jax.model import ROUTER_FILE, Model, resolve_checkpoint
 from hr_jax.pruning.calibration import CALIBRATION_CATEGORIES, calibrate_centers, profile_from_ablation
 from hr_jax.pruning.router import Router
 
@@ -210,9 +211,7 @@ def summary(result: CalibrationResult) -> str:
 
 def calibrate_main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="hr-jax calibrate", description="Calibrate a HeadRouter router file.")
-    ap.add_argument(
-        "--ckpt", required=True, help="converted checkpoint directory, or demo (the shipped model)"
-    )
+    add_model_options(ap)
     ap.add_argument("--data", required=True, help="calibration records (JSON/JSONL file or directory)")
     ap.add_argument(
         "--out", default=None, help="router JSON to write (default: the checkpoint's router.json)"
@@ -223,16 +222,15 @@ def calibrate_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--per-category", type=int, default=10, help="samples used per category")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--heatmap", default=None, help="PNG path (default: next to --out)")
-    ap.add_argument("--dtype", default=None)
     args = ap.parse_args(argv)
-    model = load(args.ckpt, dtype=args.dtype)
+    model = load_model(args)
     samples = load_samples(args.data)
     picked: list[CalibrationSample] = []
     for c in CALIBRATION_CATEGORIES:
         picked += [s for s in samples if s.category == c][: args.per_category]
     prefilter = args.prefilter if args.prefilter > 0 else None
     result = calibrate(model, picked, args.ratio, args.prune_layer, prefilter, args.batch_size)
-    out = args.out or os.fspath(resolve_checkpoint(args.ckpt) / ROUTER_FILE)
+    out = args.out or os.fspath(resolve_checkpoint(args.ckpt, args.revision, args.dtype) / ROUTER_FILE)
     result.router.save(out)
     heatmap = args.heatmap or os.path.splitext(out)[0] + "_selectivity.png"
     plot_selectivity_heatmap(result, heatmap)

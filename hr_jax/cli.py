@@ -9,12 +9,11 @@ from collections.abc import Sequence
 
 def generate_main(argv: Sequence[str] | None = None) -> int:
     import hr_jax
+    from hr_jax.cli_options import add_model_options, load_model
     from hr_jax.pruning.methods import ALL_METHODS
 
     ap = argparse.ArgumentParser(prog="hr-jax generate", description="Generate text from audio.")
-    ap.add_argument(
-        "--ckpt", required=True, help="converted checkpoint directory, or demo (the shipped model)"
-    )
+    add_model_options(ap)
     ap.add_argument("--audio", required=True, nargs="+", help="audio file(s)")
     ap.add_argument("--prompt", default="Describe the audio.")
     ap.add_argument("--ratio", type=float, default=0.0, help="share of audio tokens to prune, in [0, 1)")
@@ -24,9 +23,8 @@ def generate_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--dtype", default=None, help="bfloat16 or float32 (default: as converted)")
     args = ap.parse_args(argv)
-    model = hr_jax.load(args.ckpt, dtype=args.dtype)
+    model = load_model(args)
     batch = hr_jax.make_batch(model, args.audio, args.prompt)
     out = hr_jax.generate_batch(
         model, batch, args.ratio, method=args.method, router=args.router, max_new_tokens=args.max_new_tokens,
@@ -56,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module, func = COMMANDS[argv[0]]
     try:
         return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointNotFound is a FileNotFoundError
         print(f"hr-jax {argv[0]}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -13,14 +13,13 @@ import warnings
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
 from hr_jax.batch import AudioInput, Batch, make_batch
 from hr_jax.engine import buckets
 from hr_jax.engine.core import PrefillState, decode_core, forward_core, prefill_core
-from hr_jax.engine.planning import Prepared, PruningSpec, prepare
+from hr_jax.engine.planning import Prepared, PruningSpec, place, prepare
 from hr_jax.engine.sampling import SamplingSpec
 from hr_jax.model import Model
 from hr_jax.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT
@@ -64,9 +63,11 @@ class GenerateOutput:
 
 
 def forward(model: Model, batch: Batch) -> np.ndarray:
-    """Unpruned logits at every position `[B, L, V]` (float32) — for parity checks."""
+    """Unpruned logits at every position `[B, L, V]` (float32) — for parity checks. Sharded over the
+    model's mesh, if it has one."""
     arrays = (batch.input_ids, batch.attention_mask, batch.input_features, batch.feature_attention_mask)
-    return np.asarray(forward_core(model.params, model.config, *map(jnp.asarray, arrays)))
+    logits = forward_core(model.params, model.config, *place(arrays, model.mesh))
+    return np.asarray(logits)[: batch.input_ids.shape[0]]
 
 
 def run_prefill(
@@ -78,9 +79,14 @@ def run_prefill(
     return prefill_core(p.params, model.config, p.plan, p.inputs, p.router, p.key), p
 
 
-def _kept_positions(state: PrefillState, shift: int) -> np.ndarray:
-    kept = np.asarray(state.selection.kept)
-    return np.where(kept >= 0, kept - shift, -1)
+def _kept_positions(state: PrefillState, p: Prepared) -> np.ndarray:
+    kept = np.asarray(state.selection.kept)[: p.rows]
+    return np.where(kept >= 0, kept - p.shift, -1)
+
+
+def _rows(x: jax.Array, p: Prepared) -> np.ndarray:
+    """The caller's rows of a `[B_padded, ...]` device array, on the host."""
+    return np.asarray(x)[: p.rows]
 
 
 def prefill(
@@ -98,13 +104,13 @@ def prefill(
     sel = state.selection
     routed = is_routed(p.plan.method)
     return Prefill(
-        logits=np.asarray(state.logits),
-        kept_positions=_kept_positions(state, p.shift),
-        spread=np.asarray(sel.spread) if routed else None,
-        alpha=np.asarray(sel.alpha) if routed else None,
-        selectivity=np.asarray(sel.selectivity) if routed else None,
-        num_audio=np.asarray(sel.num_audio),
-        kept_audio=np.asarray(sel.kept_audio),
+        logits=_rows(state.logits, p),
+        kept_positions=_kept_positions(state, p),
+        spread=_rows(sel.spread, p) if routed else None,
+        alpha=_rows(sel.alpha, p) if routed else None,
+        selectivity=_rows(sel.selectivity, p) if routed else None,
+        num_audio=_rows(sel.num_audio, p),
+        kept_audio=_rows(sel.kept_audio, p),
     )
 
 
@@ -117,7 +123,7 @@ def audio_starts(input_ids: np.ndarray, audio_token_id: int) -> np.ndarray:
 def generate_with(
     model: Model, batch: Batch, pruning: PruningSpec, sampling: SamplingSpec, mesh: Mesh | None = None
 ) -> GenerateOutput:
-    """Generates for every row of `batch`; with `mesh` (axis "data") the batch is split over devices."""
+    """Generates for every row of `batch`, sharded over `mesh` (default the model's own, if any)."""
     t0 = time.perf_counter()
     # Cache room is bucketed so that prefill compiles once for any max_new_tokens in the bucket.
     extra = buckets.round_up(sampling.max_new_tokens, buckets.DECODE_MULTIPLE)
@@ -126,9 +132,9 @@ def generate_with(
     t1 = time.perf_counter()
     sel = state.selection
     routed = is_routed(p.plan.method)
-    kept = _kept_positions(state, p.shift)
-    spread, alpha = (np.asarray(sel.spread), np.asarray(sel.alpha)) if routed else (None, None)
-    num_audio, kept_audio = np.asarray(sel.num_audio), np.asarray(sel.kept_audio)
+    kept = _kept_positions(state, p)
+    spread, alpha = (_rows(sel.spread, p), _rows(sel.alpha, p)) if routed else (None, None)
+    num_audio, kept_audio = _rows(sel.num_audio, p), _rows(sel.kept_audio, p)
     with warnings.catch_warnings():
         # CPU backends cannot donate; the cache is still consumed.
         warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
@@ -143,7 +149,7 @@ def generate_with(
             stop_ids=model.stop_token_ids,
             pad_id=model.pad_token_id,
         )
-    tokens, count = np.asarray(tokens), np.asarray(count)
+    tokens, count = _rows(tokens, p), _rows(count, p)
     t2 = time.perf_counter()
     stops = set(model.stop_token_ids)
     token_ids = [[int(t) for t in row[:n]] for row, n in zip(tokens, count, strict=True)]

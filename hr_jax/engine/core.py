@@ -20,6 +20,7 @@ from hr_jax.engine.planning import Plan, PrefillInputs
 from hr_jax.engine.sampling import sample_tokens
 from hr_jax.pruning import LayerView, RouterArrays, Selection, select_tokens
 from hr_jax.pruning.slots import take_rows
+from hr_jax.sharding import CacheSharding
 from models.config import ThinkerConfig
 from models.decoder import decode_layers, decode_layout, prefill_layers, rope_tables, unstack_layers
 from models.kv_cache import KVCache, PrunedKVCache
@@ -116,12 +117,24 @@ def prefill_from_embeds(
         lower=KVCache.from_prefill(k_lo, v_lo, valid, plan.cache_extra),
         upper=KVCache.from_prefill(k_up, v_up, up_valid, plan.cache_extra),
     )
+    if plan.cache_sharding is not None:
+        cache = constrain_cache(cache, plan.cache_sharding)
     return PrefillState(
         logits=lm_logits(params, cfg, h[jnp.arange(h.shape[0]), last]),
         cache=cache,
         next_pos=valid.sum(1).astype(jnp.int32),
         selection=selection,
     )
+
+
+def constrain_cache(cache: PrunedKVCache, sharding: CacheSharding) -> PrunedKVCache:
+    """Both caches laid out as `sharding` says: rows on "data", KV heads on "model"."""
+
+    def one(c: KVCache) -> KVCache:
+        wsc = jax.lax.with_sharding_constraint
+        return c.replace(k=wsc(c.k, sharding.kv), v=wsc(c.v, sharding.kv), valid=wsc(c.valid, sharding.rows))
+
+    return PrunedKVCache(lower=one(cache.lower), upper=one(cache.upper))
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "plan"))

@@ -18,13 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from hr_jax.batch import Batch
 from hr_jax.engine import buckets
-from hr_jax.model import Model
+from hr_jax.model import Model, on_mesh
 from hr_jax.pruning import VANILLA, Router, RouterArrays, SelectionSpec
 from hr_jax.pruning.methods import ALL_METHODS, is_routed
+from hr_jax.sharding import DATA, CacheSharding, axis_size, batch_sharding, pad_rows
 from models.config import num_audio_tokens
 from models.params import ThinkerParams
 
@@ -61,12 +62,14 @@ class Plan:
     """Everything static about one prefill (hashable; the jitted core's compile key with the shapes).
 
     prune_layer: M (the caches split there); cache_extra: free cache slots for decoding;
-    selection: the pruning step, None for the unpruned model.
+    selection: the pruning step, None for the unpruned model; cache_sharding: where the KV caches
+    live on the model's mesh (None: wherever XLA puts them, one device).
     """
 
     prune_layer: int
     cache_extra: int
     selection: SelectionSpec | None
+    cache_sharding: CacheSharding | None = None
 
     @property
     def method(self) -> str:
@@ -88,7 +91,8 @@ class PrefillInputs:
 @dataclasses.dataclass(frozen=True)
 class Prepared:
     """What the jitted prefill takes: the plan, the inputs, the router's arrays and the PRNG key, and
-    the parameters (replicated over the mesh, if any); `shift` is the left padding the bucket added."""
+    the parameters (placed on the mesh, if any); `shift` is the left padding the bucket added, `rows`
+    the caller's rows (the inputs may hold more: padding to a multiple of the mesh's data axis)."""
 
     plan: Plan
     inputs: PrefillInputs
@@ -96,6 +100,7 @@ class Prepared:
     key: jax.Array
     shift: int
     params: ThinkerParams
+    rows: int
 
 
 def check_ratio(ratio: float) -> float:
@@ -207,35 +212,29 @@ def make_plan(
     return Plan(prune_layer, cache_extra, selection), keep
 
 
-def replicate(params: ThinkerParams, mesh: Mesh) -> ThinkerParams:
-    """Parameters on every device of `mesh` (a no-op when they already are)."""
-    devices = set(mesh.devices.flat)
-    if all(getattr(x, "sharding", None) is not None and x.sharding.device_set == devices
-           for x in jax.tree.leaves(params)):  # fmt: skip
-        return params
-    return jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
-
-
 def place(arrays: Sequence[np.ndarray], mesh: Mesh | None) -> list[jax.Array]:
-    """Host arrays on device: split along the batch axis over `mesh`'s "data" axis, if given."""
+    """Host arrays `[B, ...]` on device: split along rows over `mesh`'s "data" axis when given (padded
+    to a multiple of it by repeating the last row; the caller keeps only its own rows)."""
     if mesh is None:
         return [jnp.asarray(a) for a in arrays]
-    n = mesh.devices.size
-    if arrays[0].shape[0] % n:
-        raise ValueError(f"batch of {arrays[0].shape[0]} rows is not a multiple of the mesh's {n} devices")
-    sharding = NamedSharding(mesh, PartitionSpec("data"))
-    return [jax.device_put(a, sharding) for a in arrays]
+    sharding = batch_sharding(mesh)
+    return [jax.device_put(a, sharding) for a in pad_rows(arrays, axis_size(mesh, DATA))]
 
 
 def prepare(
     model: Model, batch: Batch, spec: PruningSpec, cache_extra: int = 0, mesh: Mesh | None = None
 ) -> Prepared:
-    """Buckets the batch, plans the prefill and places its inputs (split over `mesh` when given).
+    """Buckets the batch, plans the prefill and places its inputs: split over the rows of `mesh` (default
+    the model's own, `Model.mesh`) with the parameters on it by the logical-axis rules.
     `cache_extra`: free KV-cache slots to allocate for decoding."""
+    mesh = mesh if mesh is not None else model.mesh
     router, m = resolve_router(model, spec, warn=spec.prunes)
     prefilter = router.prefilter_for(spec.method) if is_routed(spec.method) else None
     padded = pad_to_buckets(model, batch)
     plan, keep = make_plan(model, padded, spec, m, prefilter, cache_extra)
+    if mesh is not None:
+        kv = CacheSharding.for_mesh(mesh, model.config.text.num_key_value_heads)
+        plan = dataclasses.replace(plan, cache_sharding=kv)
     arrays = [
         padded.input_ids,
         padded.attention_mask,
@@ -249,5 +248,6 @@ def prepare(
         router=RouterArrays.from_router(router),
         key=jax.random.key(spec.seed),
         shift=padded.input_ids.shape[1] - batch.input_ids.shape[1],
-        params=model.params if mesh is None else replicate(model.params, mesh),
+        params=on_mesh(model, mesh).params,
+        rows=batch.input_ids.shape[0],
     )

@@ -12,7 +12,7 @@ import numpy as np
 from hr_jax.batch import Batch
 from hr_jax.engine.api import run_prefill
 from hr_jax.engine.core import PrefillState, decode_step, decode_weights
-from hr_jax.engine.planning import PruningSpec
+from hr_jax.engine.planning import PruningSpec, place
 from hr_jax.model import Model
 from models.config import ThinkerConfig
 from models.params import ThinkerParams
@@ -64,4 +64,5 @@ def answer_logprob(
     ids, mask = answer_ids(model, answers)
     spec = PruningSpec(ratio, method, router, prune_layer, seed)
     state, p = run_prefill(model, batch, spec, cache_extra=ids.shape[1])
-    return np.asarray(answer_logprob_core(p.params, model.config, state, jnp.asarray(ids), jnp.asarray(mask)))
+    ids_d, mask_d = place([ids, mask], model.mesh)  # rows padded and split as the prefill's
+    return np.asarray(answer_logprob_core(p.params, model.config, state, ids_d, mask_d))[: p.rows]

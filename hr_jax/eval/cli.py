@@ -18,6 +18,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from hr_jax.cli_options import add_model_options
+
 DEFAULT_METHODS = "vanilla,headrouter,random,frame,fastv,dart"
 DEFAULT_RATIOS = "0.3,0.6,0.9"
 
@@ -43,9 +45,7 @@ def eval_parser() -> argparse.ArgumentParser:
         "(hr_jax.synth) for several pruning "
         "methods and ratios, data-parallel over all local devices; resumable.",
     )
-    p.add_argument(
-        "--ckpt", required=True, help="converted checkpoint directory (python -m convert.hf_to_jax), or demo"
-    )
+    add_model_options(p)
     p.add_argument(
         "--data-dir", required=True, help="benchmark directory you downloaded (see hr_jax/eval/README.md)"
     )
@@ -83,16 +83,19 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     """``hr-jax eval``: returns 0 when complete, 130 when interrupted, 1 when stopped or incomplete, 2 when
     another run holds ``--out``."""
     args = eval_parser().parse_args(argv)
+    from hr_jax.distributed import DistributedError
     from hr_jax.eval.run_lock import RunDirLocked
     from hr_jax.eval.runner import run_eval
 
     try:
         summary = _run(args, run_eval)
-    except RunDirLocked as exc:
+    except (RunDirLocked, DistributedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     status = summary["status"]
     print(f"[hr_jax.eval] {status}: results in {args.out}; run `hr-jax report {args.out}`", file=sys.stderr)
+    if summary.get("lost_processes"):
+        return 1
     return {"complete": 0, "interrupted": 130}.get(status, 1)
 
 
@@ -115,6 +118,9 @@ def _run(args: argparse.Namespace, run_eval) -> dict:
         progress=not args.no_progress,
         check_audio=not args.no_check_audio,
         selection=args.selection,
+        model_parallel=args.model_parallel,
+        revision=args.revision,
+        dtype=args.dtype,
     )
 
 

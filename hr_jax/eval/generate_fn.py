@@ -22,24 +22,19 @@ batch size; the result is ``hr_jax.engine.GenerateOutput`` (its ``kept_positions
 def engine_generate_fn(model: Any) -> GenerateFn:
     """A :data:`GenerateFn` running ``hr_jax.make_batch`` + ``hr_jax.generate_with`` on `model`.
 
-    With a multi-device mesh, the model's parameters are replicated over the mesh once (the
-    batch is sharded along ``"data"`` by the engine), so every device holds a full copy.
+    The run's mesh comes with each call; the model is placed on it by the logical-axis rules once
+    (a no-op when it was loaded there), and the engine shards each batch's rows over ``"data"``.
     """
     from hr_jax.batch import make_batch
     from hr_jax.engine import PruningSpec, SamplingSpec, generate_with
+    from hr_jax.model import on_mesh
 
-    placed: dict[int, Any] = {}
+    placed: dict[Any, Any] = {}
 
-    def on_mesh(mesh) -> Any:
-        """The model replicated on every device of the mesh (once per mesh), for data parallelism."""
-        if mesh is None or mesh.devices.size == 1:
-            return model
-        if id(mesh) not in placed:
-            import jax
-            from jax.sharding import NamedSharding, PartitionSpec
-
-            placed[id(mesh)] = jax.device_put(model, NamedSharding(mesh, PartitionSpec()))
-        return placed[id(mesh)]
+    def placed_on(mesh) -> Any:
+        if mesh not in placed:
+            placed[mesh] = on_mesh(model, mesh)
+        return placed[mesh]
 
     limit = model.feature_extractor.config.n_samples
 
@@ -52,6 +47,6 @@ def engine_generate_fn(model: Any) -> GenerateFn:
             audios = [a[..., :limit] for a in audios]
         batch = make_batch(model, audios, prompts)
         pruning = PruningSpec(ratio, method, router, seed=seed)
-        return generate_with(on_mesh(mesh), batch, pruning, SamplingSpec(max_new_tokens, seed=seed), mesh)
+        return generate_with(placed_on(mesh), batch, pruning, SamplingSpec(max_new_tokens, seed=seed), mesh)
 
     return generate

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-import numpy as np
 
 from hr_jax.eval.samples import Sample
 from hr_jax.pruning.methods import ALL_METHODS, VANILLA
@@ -69,34 +65,3 @@ def pad_batch(items: Sequence[Any], batch_size: int) -> list[Any]:
 def batch_seed(seed: int, ids: Sequence[str]) -> int:
     """A per-batch seed that depends only on the base seed and the batch's sample ids."""
     return (seed + zlib.crc32("\n".join(ids).encode("utf-8"))) % (2**31 - 1)
-
-
-# ----------------------------------------------------------------------------- devices
-
-
-def maybe_initialize_distributed() -> bool:
-    """Call ``jax.distributed.initialize()`` when launched multi-host; True if it was called.
-
-    Triggered by ``JAX_COORDINATOR_ADDRESS`` (with ``JAX_NUM_PROCESSES`` and
-    ``JAX_PROCESS_ID``) or by ``HR_JAX_DISTRIBUTED=1`` (cluster auto-detection). Must run before
-    anything else touches JAX's backends.
-    """
-    if not (os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("HR_JAX_DISTRIBUTED") == "1"):
-        return False
-    import jax
-
-    try:
-        jax.distributed.initialize()
-    except RuntimeError as exc:  # already initialised, or backends already started
-        print(f"[hr_jax.eval] jax.distributed.initialize() skipped: {exc}", file=sys.stderr)
-        return False
-    return True
-
-
-def make_mesh(devices: Sequence[Any] | None = None):
-    """A 1-D ``jax.sharding.Mesh`` named ``"data"`` over `devices` (default: all local devices)."""
-    import jax
-    from jax.sharding import Mesh
-
-    devs = list(devices) if devices is not None else list(jax.local_devices())
-    return Mesh(np.array(devs), ("data",))

@@ -2,18 +2,20 @@
 
 How a run proceeds (``run_eval``):
 
-1. Multi-host: when launched on several hosts (``JAX_COORDINATOR_ADDRESS`` set, or
-   ``HR_JAX_DISTRIBUTED=1`` on a cluster ``jax.distributed.initialize()`` detects by itself,
-   e.g. SLURM or a TPU pod), ``jax.distributed.initialize()`` is called first. Each host then
-   evaluates every ``process_count``-th sample on its own local devices and writes its results
-   under ``<out_dir>/process_<index>/``; ``hr-jax report`` merges them. No cross-host
-   collective is needed. (Documented, not tested here.)
+1. Multi-process: when launched as several processes (``JAX_COORDINATOR_ADDRESS``,
+   ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` set, or ``HR_JAX_DISTRIBUTED=1`` on a cluster that
+   ``jax.distributed`` detects by itself, e.g. SLURM or a TPU pod), :mod:`hr_jax.distributed`
+   initialises JAX's runtime first, with bounded timeouts. Each process then evaluates every
+   ``process_count``-th sample on its own local mesh and writes its rows under
+   ``<out_dir>/process_<index>/``; ``hr-jax report`` merges them. No process waits on another's
+   samples; at the end process 0 waits for the others to finish or be declared dead, and names
+   the lost ones (their samples are missing; rerunning the same command resumes them).
 2. All requested tasks are loaded up front; data problems are printed and written to
    ``load_report.json`` and never stop the run.
-3. Data parallelism: a mesh of ``jax.local_devices()`` with one axis ``"data"`` is handed to
-   ``hr_jax.generate_batch``, which shards the batch axis over it (``jit`` with
-   ``NamedSharding``, the current JAX way; no ``pmap``). The batch size is rounded up to a
-   multiple of the device count.
+3. Devices: a ``("data", "model")`` mesh of ``jax.local_devices()`` (``model_parallel``-way tensor
+   parallel, the rest data parallel; :func:`hr_jax.make_mesh`). The model is placed on it once by
+   the logical-axis rules and the engine shards each batch's rows over ``"data"`` (``jit`` with
+   ``NamedSharding``; no ``pmap``). The batch size is rounded up to a multiple of the data axis.
 4. Length bucketing: each task's samples are sorted by audio duration (longest first, so an
    out-of-memory batch shows up at once; ties by id) and cut into batches in that order, so a
    batch holds audios of similar length and the engine's padded-length buckets repeat, letting
@@ -44,25 +46,18 @@ from typing import Any
 
 import numpy as np
 
+from hr_jax.distributed import finish, initialize_from_env
 from hr_jax.eval import audio_io, results
 from hr_jax.eval.audiomarathon import OFFICIAL
 from hr_jax.eval.datasets import load_benchmark
 from hr_jax.eval.generate_fn import GenerateFn, engine_generate_fn
-from hr_jax.eval.jobs import (
-    Job,
-    batch_seed,
-    bucket_order,
-    make_mesh,
-    maybe_initialize_distributed,
-    pad_batch,
-    plan_methods,
-    round_batch_size,
-)
+from hr_jax.eval.jobs import Job, batch_seed, bucket_order, pad_batch, plan_methods, round_batch_size
 from hr_jax.eval.prompts import build_prompt
 from hr_jax.eval.rows import error_row, result_row
 from hr_jax.eval.run_lock import RunLock
 from hr_jax.eval.samples import Sample
 from hr_jax.eval.tasks import normalize_benchmark
+from hr_jax.sharding import DATA, axis_size, make_mesh
 
 MAX_CONSECUTIVE_FAILURES = 3
 
@@ -138,6 +133,9 @@ def run_eval(
     progress: bool = True,
     check_audio: bool = True,
     selection: str = OFFICIAL,
+    model_parallel: int = 1,
+    revision: str | None = None,
+    dtype: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint over a benchmark for several methods and ratios.
 
@@ -162,6 +160,10 @@ def run_eval(
         progress: show a tqdm bar per (task, method, ratio).
         check_audio: probe audio files while loading (duration for bucketing, early problems).
         selection: AudioMarathon's sample selection, "official" (the official scripts') or "all".
+        model_parallel: tensor-parallel ways of the local mesh (the rest of the devices is data
+            parallel).
+        revision: Hub revision, when `ckpt_or_model` is a Hub name.
+        dtype: parameter dtype when loading `ckpt_or_model` (default: as converted).
 
     Returns:
         The run summary (also written to ``<out_dir>/run_summary.json``); its ``status`` is
@@ -169,7 +171,7 @@ def run_eval(
         batches, which a rerun retries). After MAX_CONSECUTIVE_FAILURES failing batches in a
         row the summary is written with status "failed" and the engine's exception raised.
     """
-    maybe_initialize_distributed()
+    initialize_from_env()
     import jax
 
     bench = normalize_benchmark(benchmark)
@@ -194,16 +196,16 @@ def run_eval(
             samples = by_task[task][:limit] if limit is not None else by_task[task]
             by_task[task] = bucket_order(samples[proc::n_proc])
 
-        mesh = make_mesh(devices)
+        mesh = make_mesh(model=model_parallel, devices=devices)
         n_dev = mesh.devices.size
-        bs = round_batch_size(batch_size, n_dev)
+        bs = round_batch_size(batch_size, axis_size(mesh, DATA))
         if generate_fn is None:
+            from hr_jax.model import load, on_mesh
+
             model = ckpt_or_model
             if isinstance(model, (str, os.PathLike)):
-                from hr_jax.model import load
-
-                model = load(os.fspath(model))
-            generate_fn = engine_generate_fn(model)
+                model = load(os.fspath(model), dtype, revision=revision, mesh=mesh)
+            generate_fn = engine_generate_fn(on_mesh(model, mesh))
 
         jobs = [
             Job(
@@ -218,6 +220,38 @@ def run_eval(
         ]
         expected = {t: len(s) for t, s in by_task.items()}
         ctx = _Context(bs, mesh, generate_fn, router, seed, stop_after, progress)
+
+        def write_summary(status: str, lost: Sequence[int] = ()) -> dict[str, Any]:
+            summary = {
+                "benchmark": bench,
+                "data_dir": os.path.abspath(data_dir),
+                "tasks": list(by_task),
+                "methods": [{"method": m, "ratio": r} for m, r in pairs],
+                "batch_size": bs,
+                "num_devices": int(n_dev),
+                "mesh": {k: int(v) for k, v in mesh.shape.items()},
+                "process": {"index": proc, "count": n_proc},
+                "max_new_tokens": max_new_tokens,
+                "asr_max_new_tokens": asr_max_new_tokens,
+                "limit": limit,
+                "router": router if isinstance(router, (str, type(None))) else repr(type(router)),
+                "seed": seed,
+                "selection": selection,
+                "failed_tasks": list(load_report.failed_tasks),
+                "status": status,
+                "load": {k: v for k, v in load_report.to_dict().items() if k not in ("problems", "files")},
+                "files": _summary_files(run_dir, jobs, expected),
+            }
+            if ctx.failures:
+                summary["failures"] = ctx.failures
+            if lost:
+                summary["lost_processes"] = list(lost)
+            results.write_if_changed(
+                os.path.join(run_dir, "run_summary.json"),
+                json.dumps(summary, indent=1, ensure_ascii=False) + "\n",
+            )
+            return summary
+
         status = "complete"
         error: Exception | None = None
         try:
@@ -228,6 +262,7 @@ def run_eval(
                 todo = [s for s in by_task[job.task] if s.id not in done]
                 if todo:
                     _run_job(job, todo, len(done), ctx)
+                    write_summary("running")  # progress on disk, should this process be killed
             if ctx.failures:
                 status = "incomplete"
             if load_report.failed_tasks and status == "complete":
@@ -243,31 +278,17 @@ def run_eval(
             ctx.pool.shutdown(wait=True, cancel_futures=True)
             for job in jobs:  # a kill mid-write can leave a partial line: leave valid files behind
                 results.read_results(job.path, repair=True)
-        summary = {
-            "benchmark": bench,
-            "data_dir": os.path.abspath(data_dir),
-            "tasks": list(by_task),
-            "methods": [{"method": m, "ratio": r} for m, r in pairs],
-            "batch_size": bs,
-            "num_devices": int(n_dev),
-            "process": {"index": proc, "count": n_proc},
-            "max_new_tokens": max_new_tokens,
-            "asr_max_new_tokens": asr_max_new_tokens,
-            "limit": limit,
-            "router": router if isinstance(router, (str, type(None))) else repr(type(router)),
-            "seed": seed,
-            "selection": selection,
-            "failed_tasks": list(load_report.failed_tasks),
-            "status": status,
-            "load": {k: v for k, v in load_report.to_dict().items() if k not in ("problems", "files")},
-            "files": _summary_files(run_dir, jobs, expected),
-        }
-        if ctx.failures:
-            summary["failures"] = ctx.failures
-        results.write_if_changed(
-            os.path.join(run_dir, "run_summary.json"),
-            json.dumps(summary, indent=1, ensure_ascii=False) + "\n",
-        )
+        summary = write_summary(status)
+        if n_proc > 1 and error is None:
+            lost = finish()  # process 0 outlives the others: it hosts JAX's coordination service
+            if lost:
+                names = ", ".join(f"process {i}" for i in lost)
+                print(
+                    f"[hr_jax.eval] lost {names} (no heartbeat): its samples are missing from {out_dir}; "
+                    "rerun the same command to resume them",
+                    file=sys.stderr,
+                )
+                summary = write_summary(status, lost=lost)
         if error is not None:
             raise error
         return summary
