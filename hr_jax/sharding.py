@@ -126,7 +126,8 @@ class CacheSharding:
 
     @classmethod
     def for_mesh(cls, mesh: Mesh, num_kv_heads: int) -> CacheSharding:
-        heads = MODEL if num_kv_heads % axis_size(mesh, MODEL) == 0 else None
+        divides = MODEL in mesh.axis_names and num_kv_heads % axis_size(mesh, MODEL) == 0
+        heads = MODEL if divides else None  # a data-only mesh (the older API) has no model axis
         data = DATA if DATA in mesh.axis_names else None
         return cls(
             kv=NamedSharding(mesh, PartitionSpec(None, data, None, heads, None)),
