@@ -36,12 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         out = convert(
             args.hf_dir, args.out, dtype=args.dtype, overwrite=args.overwrite, revision=args.revision
         )
-    except (
-        ConversionError,
-        CheckpointNotFound,
-        FileExistsError,
-        ValueError,
-    ) as e:  # UnsupportedConfig is a ValueError
+    # UnsupportedConfig is a ValueError; CheckpointNotFound a FileNotFoundError.
+    except (ConversionError, CheckpointNotFound, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {out}")

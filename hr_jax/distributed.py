@@ -218,8 +218,8 @@ def finish(timeouts: Timeouts | None = None, poll_s: float = 0.5) -> list[int]:
         beats = {int(k.rsplit("/", 1)[1]): v for k, v in client.key_value_dir_get(BEAT_PREFIX)}
         now = time.monotonic()
         pending = [p for p in range(n) if p not in done]
-        for p in pending:
-            if last.get(p, (None,))[0] != beats.get(p):
+        for p in pending:  # a peer that never beat at all starts its silence now
+            if p not in last or last[p][0] != beats.get(p):
                 last[p] = (beats.get(p), now)
         if all(now - last[p][1] > silent_after for p in pending):
             return pending

@@ -80,7 +80,7 @@ def run_prefill(
 
 
 def _kept_positions(state: PrefillState, p: Prepared) -> np.ndarray:
-    kept = np.asarray(state.selection.kept)[: p.rows]
+    kept = _rows(state.selection.kept, p)
     return np.where(kept >= 0, kept - p.shift, -1)
 
 

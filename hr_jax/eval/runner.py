@@ -200,12 +200,12 @@ def run_eval(
         n_dev = mesh.devices.size
         bs = round_batch_size(batch_size, axis_size(mesh, DATA))
         if generate_fn is None:
-            from hr_jax.model import load, on_mesh
+            from hr_jax.model import load
 
             model = ckpt_or_model
             if isinstance(model, (str, os.PathLike)):
                 model = load(os.fspath(model), dtype, revision=revision, mesh=mesh)
-            generate_fn = engine_generate_fn(on_mesh(model, mesh))
+            generate_fn = engine_generate_fn(model)  # places a model not yet on the mesh, once
 
         jobs = [
             Job(
