@@ -31,10 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
     p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="parameter dtype (bfloat16)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.add_argument(
+        "--no-lora",
+        action="store_true",
+        help="Phi-4-Multimodal: convert the base weights without merging the speech LoRA",
+    )
     args = p.parse_args(argv)
     try:
         out = convert(
-            args.hf_dir, args.out, dtype=args.dtype, overwrite=args.overwrite, revision=args.revision
+            args.hf_dir,
+            args.out,
+            dtype=args.dtype,
+            overwrite=args.overwrite,
+            revision=args.revision,
+            merge_lora=not args.no_lora,
         )
     # UnsupportedConfig is a ValueError; CheckpointNotFound a FileNotFoundError.
     except (ConversionError, CheckpointNotFound, FileExistsError, ValueError) as e:

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hr_jax.audio import TOKENS_PER_SECOND
-from hr_jax.prompt import DEFAULT_SYSTEM_PROMPT, prompt_ids
-from models.config import num_audio_tokens
+from hr_jax.prompt import FAMILY_DEFAULT
+from models.family import family_of
 
 if TYPE_CHECKING:
     from hr_jax.model import Model
@@ -76,13 +75,15 @@ def make_batch(
     model: Model,
     audios: Sequence[AudioInput],
     prompts: Sequence[str] | str,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+    system_prompt: str | None | object = FAMILY_DEFAULT,
 ) -> Batch:
     """Builds model inputs for each (audio, prompt).
 
     Args:
       audios: paths, 1-D float waveforms at 16 kHz, or `(waveform, sample_rate)` pairs (resampled).
       prompts: one instruction per audio, or one for all.
+      system_prompt: the system turn; `FAMILY_DEFAULT` is the model family's (Qwen's persona prompt,
+        none for Phi-4); None: no system turn.
     Raises:
       ValueError: on bad audio (empty, NaN/Inf, silent) or a prompt too long for the model.
     """
@@ -94,18 +95,22 @@ def make_batch(
         raise ValueError(
             f"need one prompt per audio and at least one audio; got {len(audios)} and {len(prompts)}"
         )
+    family = family_of(model.config)
+    if system_prompt is FAMILY_DEFAULT:
+        system_prompt = family.default_system_prompt
     waves = [_load(a) for a in audios]
     max_pos = model.config.text.max_position_embeddings
     for w in waves:
-        check_length(w, max_seconds=max_pos / TOKENS_PER_SECOND)
+        check_length(w, max_seconds=max_pos / family.tokens_per_second)
     features, feature_mask = model.feature_extractor(waves)
     rows = []
     for prompt, n_frames in zip(prompts, feature_mask.sum(-1), strict=True):
-        ids = prompt_ids(model.tokenizer, prompt, num_audio_tokens(int(n_frames)), system_prompt)
+        n_audio = family.num_audio_tokens(model.config, int(n_frames))
+        ids = family.prompt_ids(model.tokenizer, model.config, prompt, n_audio, system_prompt)
         if len(ids) > max_pos:
             raise ValueError(
                 f"prompt with audio is {len(ids)} tokens, over the model's {max_pos} positions "
-                f"(about {max_pos / TOKENS_PER_SECOND:.0f} s of audio); shorten the audio"
+                f"(about {max_pos / family.tokens_per_second:.0f} s of audio); shorten the audio"
             )
         rows.append(ids)
     length = max(map(len, rows))

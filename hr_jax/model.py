@@ -16,6 +16,7 @@ from jax.sharding import Mesh
 
 from hr_jax.audio import FeatureConfig, extract_features
 from models.config import ThinkerConfig
+from models.family import family_of
 from models.params import ThinkerParams
 
 
@@ -49,7 +50,7 @@ class Model:
     params: ThinkerParams
     config: ThinkerConfig = struct.field(pytree_node=False)
     tokenizer: Any = struct.field(pytree_node=False)
-    feature_extractor: LogMelExtractor = struct.field(pytree_node=False)
+    feature_extractor: Any = struct.field(pytree_node=False)  # waveforms -> (features, frame mask)
     name: str = struct.field(pytree_node=False, default="")
     stop_ids: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
     router_path: str | None = struct.field(pytree_node=False, default=None)  # the checkpoint's router.json
@@ -63,10 +64,11 @@ class Model:
 
     @property
     def stop_token_ids(self) -> tuple[int, ...]:
-        """Generation stops at any of these: `stop_ids` if set (`()`: never), else `<|im_end|>` and EOS."""
+        """Generation stops at any of these: `stop_ids` if set (`()`: never), else the family's end of
+        turn (`<|im_end|>`, `<|end|>`) and EOS."""
         if self.stop_ids is not None:
             return self.stop_ids
-        return default_stop_ids(self.tokenizer, {})
+        return default_stop_ids(self.tokenizer, {}, family_of(self.config).end_of_turn)
 
     @property
     def pad_token_id(self) -> int:
@@ -74,9 +76,11 @@ class Model:
         return int(pad if pad is not None else self.tokenizer.eos_token_id)
 
 
-def default_stop_ids(tokenizer: Any, generation_config: dict[str, Any]) -> tuple[int, ...]:
-    """`<|im_end|>`, the tokenizer's EOS and generation_config.json's `eos_token_id`s."""
-    ids = {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id}
+def default_stop_ids(
+    tokenizer: Any, generation_config: dict[str, Any], end_of_turn: str = "<|im_end|>"
+) -> tuple[int, ...]:
+    """The end-of-turn token, the tokenizer's EOS and generation_config.json's `eos_token_id`s."""
+    ids = {tokenizer.convert_tokens_to_ids(end_of_turn), tokenizer.eos_token_id}
     eos = generation_config.get("eos_token_id")
     ids.update(eos if isinstance(eos, list) else [eos])
     return tuple(sorted(int(i) for i in ids if isinstance(i, int) and i >= 0))
@@ -134,6 +138,7 @@ def load(
 
     shardings = None if mesh is None else param_shardings(load_config(ckpt_dir)[0], mesh)
     cfg, params = load_params(ckpt_dir, dtype=dtype, sharding=shardings)
+    family = family_of(cfg)
     tokenizer = AutoTokenizer.from_pretrained(os.fspath(ckpt_dir))
     tokenizer.padding_side = "left"
     gen_path = os.path.join(os.fspath(ckpt_dir), "generation_config.json")
@@ -142,9 +147,9 @@ def load(
         params=params,
         config=cfg,
         tokenizer=tokenizer,
-        feature_extractor=LogMelExtractor.for_checkpoint(ckpt_dir, cfg),
+        feature_extractor=family.feature_extractor(ckpt_dir, cfg),
         name=os.path.basename(os.path.normpath(os.fspath(ckpt_dir))),
-        stop_ids=default_stop_ids(tokenizer, gen),
+        stop_ids=default_stop_ids(tokenizer, gen, family.end_of_turn),
         router_path=os.fspath(ckpt_dir / ROUTER_FILE) if (ckpt_dir / ROUTER_FILE).is_file() else None,
         mesh=mesh,
     )

@@ -12,6 +12,17 @@ DEFAULT_PROMPT = "Describe the audio."
 AUDIO_TOKEN = "<|AUDIO|>"
 
 
+class _FamilyDefault:
+    """The default of `system_prompt` arguments: the model family's own (Qwen's persona prompt above;
+    none for Phi-4)."""
+
+    def __repr__(self) -> str:
+        return "FAMILY_DEFAULT"
+
+
+FAMILY_DEFAULT: object = _FamilyDefault()
+
+
 def render_prompt(tokenizer: Any, prompt: str, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> str:
     """The chat-template text of one turn: system, user (audio then instruction), generation prompt.
 

@@ -23,7 +23,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from models.config import ThinkerConfig
-from models.params import ArrayInfo, ThinkerParams, param_info
+from models.family import family_of
+from models.params import ArrayInfo, ThinkerParams
 
 DATA, MODEL = "data", "model"
 
@@ -94,7 +95,7 @@ def _spec(info: ArrayInfo, mesh: Mesh, units: dict[str, int], replicated: set[Re
 def param_specs(cfg: ThinkerConfig, mesh: Mesh) -> tuple[ThinkerParams, frozenset[Replicated]]:
     """A `PartitionSpec` per weight on `mesh`, and the sharded axes that had to be replicated."""
     units, replicated = _head_units(cfg), set()
-    specs = jax.tree.map(lambda i: _spec(i, mesh, units, replicated), param_info(cfg))
+    specs = jax.tree.map(lambda i: _spec(i, mesh, units, replicated), family_of(cfg).param_info(cfg))
     return specs, frozenset(replicated)
 
 

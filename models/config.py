@@ -7,7 +7,7 @@ nothing of file formats: `hr_jax.checkpoint.hf_config` maps Hugging Face `config
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +36,25 @@ class AudioConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LongRope:
+    """LongRoPE frequency scaling (Phi-3 / Phi-4): per-frequency divisors, `short_factor` while the
+    largest position of a forward pass is below `original_max_position_embeddings`, `long_factor`
+    beyond it; cos and sin are both scaled by `attention_factor`."""
+
+    short_factor: tuple[float, ...]
+    long_factor: tuple[float, ...]
+    original_max_position_embeddings: int
+    attention_factor: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "short_factor", tuple(float(x) for x in self.short_factor))
+        object.__setattr__(self, "long_factor", tuple(float(x) for x in self.long_factor))
+
+
+@dataclasses.dataclass(frozen=True)
 class TextConfig:
-    """Qwen2 decoder."""
+    """The decoder both families share: Qwen2 (q/k/v biases, full RoPE) and Phi-3 (no biases, partial
+    rotary, LongRoPE)."""
 
     vocab_size: int = 151936
     hidden_size: int = 2048
@@ -51,6 +68,23 @@ class TextConfig:
     max_position_embeddings: int = 32768
     tie_word_embeddings: bool = False  # True: no lm_head parameter, logits use the embedding
     hidden_act: str = "silu"
+    attention_bias: bool = True  # q/k/v projections carry biases (Qwen2); Phi-3 has none
+    partial_rotary_factor: float = 1.0  # share of each head's dims that RoPE rotates (Phi-4: 0.75)
+    longrope: LongRope | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.longrope, dict):
+            object.__setattr__(self, "longrope", LongRope(**self.longrope))
+        half = self.rotary_dim // 2
+        if self.longrope is not None and not (
+            len(self.longrope.short_factor) == len(self.longrope.long_factor) == half
+        ):
+            raise ValueError(f"LongRoPE factors must have rotary_dim / 2 = {half} entries")
+
+    @property
+    def rotary_dim(self) -> int:
+        """Leading dims of each head that RoPE rotates (the rest pass through)."""
+        return int(self.head_dim * self.partial_rotary_factor)
 
     @property
     def group_size(self) -> int:
@@ -60,6 +94,7 @@ class TextConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ThinkerConfig:
+    family: ClassVar[str] = "qwen2_5_omni"
     audio: AudioConfig
     text: TextConfig
     audio_token_id: int = 151646

@@ -37,32 +37,55 @@ def rms_norm(x: jax.Array, w: jax.Array, eps: float) -> jax.Array:
     return (w.astype(jnp.float32) * y).astype(x.dtype)
 
 
-def rope_tables(positions: jax.Array, head_dim: int, theta: float) -> tuple[jax.Array, jax.Array]:
-    """cos, sin `[B, L, head_dim]` in float32 for integer positions `[B, L]`.
+def rope_tables(positions: jax.Array, cfg: TextConfig) -> tuple[jax.Array, jax.Array]:
+    """cos, sin `[B, L, rotary_dim]` in float32 for integer positions `[B, L]`.
 
-    With audio and text only, Qwen2.5-Omni's three M-RoPE components are equal, so this 1-D
-    RoPE is exact.
+    With audio and text only, Qwen2.5-Omni's three M-RoPE components are equal, so this 1-D RoPE is
+    exact. LongRoPE (Phi-4) divides each frequency by the short or the long factor, picked for the
+    whole call by its largest position (as transformers picks it per forward pass), and scales cos and
+    sin by the attention factor.
     """
-    inv = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    dim = cfg.rotary_dim
+    inv = 1.0 / (cfg.rope_theta ** (jnp.arange(0, dim, 2, dtype=jnp.float32) / dim))
+    scale = 1.0
+    if cfg.longrope is not None:
+        lr = cfg.longrope
+        long = jnp.max(positions) + 1 > lr.original_max_position_embeddings
+        factor = jnp.where(
+            long, jnp.asarray(lr.long_factor, jnp.float32), jnp.asarray(lr.short_factor, jnp.float32)
+        )
+        inv = 1.0 / (factor * cfg.rope_theta ** (jnp.arange(0, dim, 2, dtype=jnp.float32) / dim))
+        scale = lr.attention_factor
     f = positions.astype(jnp.float32)[..., None] * inv
     f = jnp.concatenate([f, f], axis=-1)
-    return jnp.cos(f), jnp.sin(f)
+    return jnp.cos(f) * scale, jnp.sin(f) * scale
 
 
 def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
-    """x `[B, L, H, hd]`, cos/sin `[B, L, hd]`."""
-    half = x.shape[-1] // 2
+    """x `[B, L, H, hd]`, cos/sin `[B, L, rotary_dim]`: the first rotary_dim dims of each head rotate,
+    the rest pass through (partial rotary)."""
+    dim = cos.shape[-1]
+    half = dim // 2
     x32 = x.astype(jnp.float32)
-    rot = jnp.concatenate([-x32[..., half:], x32[..., :half]], axis=-1)
-    return (x32 * cos[:, :, None] + rot * sin[:, :, None]).astype(x.dtype)
+    xr = x32[..., :dim]
+    rot = jnp.concatenate([-xr[..., half:], xr[..., :half]], axis=-1)
+    out = xr * cos[:, :, None] + rot * sin[:, :, None]
+    if dim < x.shape[-1]:
+        out = jnp.concatenate([out, x32[..., dim:]], axis=-1)
+    return out.astype(x.dtype)
 
 
 def project_qkv(x: jax.Array, p: DecoderLayerParams, cfg: TextConfig) -> tuple[jax.Array, ...]:
     """Un-rotated q `[B, L, Hq, hd]`, k, v `[B, L, Hkv, hd]` from the normalised input x `[B, L, D]`."""
     b, n, _ = x.shape
-    q = (x @ p.q_w + p.q_b).reshape(b, n, cfg.num_attention_heads, cfg.head_dim)
-    k = (x @ p.k_w + p.k_b).reshape(b, n, cfg.num_key_value_heads, cfg.head_dim)
-    v = (x @ p.v_w + p.v_b).reshape(b, n, cfg.num_key_value_heads, cfg.head_dim)
+
+    def proj(w: jax.Array, bias: jax.Array | None, heads: int) -> jax.Array:
+        y = x @ w if bias is None else x @ w + bias
+        return y.reshape(b, n, heads, cfg.head_dim)
+
+    q = proj(p.q_w, p.q_b, cfg.num_attention_heads)
+    k = proj(p.k_w, p.k_b, cfg.num_key_value_heads)
+    v = proj(p.v_w, p.v_b, cfg.num_key_value_heads)
     return q, k, v
 
 
@@ -211,7 +234,7 @@ def prefill_layers(
     n = jax.tree.leaves(layers)[0].shape[0]
     stop = n if stop is None else stop
     whole = start == 0 and stop == n  # scan the stack itself: the same per-layer slices, no indices
-    cos, sin = rope_tables(positions, cfg.head_dim, cfg.rope_theta)
+    cos, sin = rope_tables(positions, cfg)
 
     def body(carry: tuple[jax.Array, jax.Array], x: DecoderLayerParams | jax.Array):
         h, _ = carry

@@ -86,11 +86,11 @@ class DecoderLayerParams:
 
     attn_norm: jax.Array  # [D]
     q_w: jax.Array  # [D, Hq * hd]
-    q_b: jax.Array  # [Hq * hd]
+    q_b: jax.Array | None  # [Hq * hd]; None without attention biases (Phi-3)
     k_w: jax.Array  # [D, Hkv * hd]
-    k_b: jax.Array  # [Hkv * hd]
+    k_b: jax.Array | None  # [Hkv * hd]
     v_w: jax.Array  # [D, Hkv * hd]
-    v_b: jax.Array  # [Hkv * hd]
+    v_b: jax.Array | None  # [Hkv * hd]
     o_w: jax.Array  # [Hq * hd, D]
     mlp_norm: jax.Array  # [D]
     gate_w: jax.Array  # [D, F]
@@ -152,11 +152,14 @@ def decoder_layer_info(c: TextConfig) -> DecoderLayerParams:
     def stacked(shape: tuple[int, ...], axes: tuple[str, ...], init: Initializer = normal) -> ArrayInfo:
         return ArrayInfo((n, *shape), ("layers", *axes), init)
 
+    def bias(size: int, axis: str) -> ArrayInfo | None:
+        return stacked((size,), (axis,), zeros) if c.attention_bias else None
+
     return DecoderLayerParams(
         attn_norm=stacked((d,), ("embed",), ones),
-        q_w=stacked((d, q), ("embed", "q_heads")), q_b=stacked((q,), ("q_heads",), zeros),
-        k_w=stacked((d, kv), ("embed", "kv_heads")), k_b=stacked((kv,), ("kv_heads",), zeros),
-        v_w=stacked((d, kv), ("embed", "kv_heads")), v_b=stacked((kv,), ("kv_heads",), zeros),
+        q_w=stacked((d, q), ("embed", "q_heads")), q_b=bias(q, "q_heads"),
+        k_w=stacked((d, kv), ("embed", "kv_heads")), k_b=bias(kv, "kv_heads"),
+        v_w=stacked((d, kv), ("embed", "kv_heads")), v_b=bias(kv, "kv_heads"),
         o_w=stacked((q, d), ("q_heads", "embed")),
         mlp_norm=stacked((d,), ("embed",), ones),
         gate_w=stacked((d, f), ("embed", "mlp")), up_w=stacked((d, f), ("embed", "mlp")),
@@ -182,9 +185,12 @@ def param_info(cfg: ThinkerConfig) -> ThinkerParams:
 # Everything else is read from the declaration
 
 
-def thinker_shapes(cfg: ThinkerConfig) -> ThinkerParams:
-    """A ThinkerParams whose leaves are the expected shape tuples (see `is_shape`)."""
-    return jax.tree.map(lambda i: i.shape, param_info(cfg))
+def thinker_shapes(cfg) -> ThinkerParams:
+    """The family's parameter pytree (`ThinkerParams` for Qwen) whose leaves are the expected shape
+    tuples (see `is_shape`)."""
+    from models.family import family_of
+
+    return jax.tree.map(lambda i: i.shape, family_of(cfg).param_info(cfg))
 
 
 def is_shape(x: object) -> bool:
@@ -192,19 +198,24 @@ def is_shape(x: object) -> bool:
     return isinstance(x, tuple) and all(isinstance(i, int) for i in x)
 
 
-def init_params(cfg: ThinkerConfig, key: jax.Array, dtype: jnp.dtype = jnp.float32) -> ThinkerParams:
-    """Random parameters from each weight's initialiser (normal std 0.02; norms at 1, biases at 0)."""
-    info = param_info(cfg)
+def init_params(cfg, key: jax.Array, dtype: jnp.dtype = jnp.float32) -> ThinkerParams:
+    """Random parameters of any family's config from each weight's initialiser (normal std 0.02;
+    norms at 1, biases at 0)."""
+    from models.family import family_of
+
+    info = family_of(cfg).param_info(cfg)
     leaves, treedef = jax.tree.flatten(info)
     keys = jax.random.split(key, len(leaves))
     out = [i.init(k, i.shape, jnp.float32).astype(dtype) for i, k in zip(leaves, keys, strict=True)]
     return jax.tree.unflatten(treedef, out)
 
 
-def abstract_params(cfg: ThinkerConfig, dtype: jnp.dtype, shardings: object = None) -> ThinkerParams:
+def abstract_params(cfg, dtype: jnp.dtype, shardings: object = None) -> ThinkerParams:
     """`jax.ShapeDtypeStruct` leaves (restore targets, AOT compilation). `shardings`: None, one
     `Sharding` for every leaf, or a ThinkerParams-shaped pytree of them."""
-    info = param_info(cfg)
+    from models.family import family_of
+
+    info = family_of(cfg).param_info(cfg)
     if shardings is None or isinstance(shardings, jax.sharding.Sharding):
         return jax.tree.map(lambda i: jax.ShapeDtypeStruct(i.shape, dtype, sharding=shardings), info)
     return jax.tree.map(lambda i, s: jax.ShapeDtypeStruct(i.shape, dtype, sharding=s), info, shardings)

@@ -65,7 +65,7 @@ def test_decode_unrolled_matches_decode_scanned(setup):
     cache = KVCache.from_prefill(k, v, valid, free_slots=3)
     assert int(cache.length) == 12
     x = jax.random.normal(jax.random.key(2), (2, 1, text.hidden_size))
-    cos, sin = rope_tables(valid.sum(1, keepdims=True), text.head_dim, text.rope_theta)
+    cos, sin = rope_tables(valid.sum(1, keepdims=True), text)
     h_scan, c_scan = decode_layers(x, params.layers, text, cache, cos, sin)
     h_unr, c_unr = decode_layers(x, unstack_layers(params.layers, 0, n), text, cache, cos, sin)
     np.testing.assert_allclose(h_unr, h_scan, rtol=1e-6, atol=1e-6)

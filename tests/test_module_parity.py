@@ -52,7 +52,7 @@ def test_rotary_tables_match_transformers_rotary_embedding(pair):
     with torch.no_grad():
         dummy = torch.zeros(1, positions.shape[1], text.head_dim)
         cos_t, sin_t = ref.model.language_model.rotary_emb(dummy, torch.from_numpy(positions))
-    cos, sin = rope_tables(jnp.asarray(positions), text.head_dim, text.rope_theta)
+    cos, sin = rope_tables(jnp.asarray(positions), text)
     np.testing.assert_allclose(np.asarray(cos), cos_t.numpy(), rtol=0, atol=2e-6)
     np.testing.assert_allclose(np.asarray(sin), sin_t.numpy(), rtol=0, atol=2e-6)
 
@@ -71,7 +71,7 @@ def test_decoder_layer_matches_transformers_layer(pair):
             position_embeddings=cos_sin,
         )  # fmt: skip
         want = (out[0] if isinstance(out, tuple) else out).numpy()
-    cos, sin = rope_tables(jnp.asarray(positions), text.head_dim, text.rope_theta)
+    cos, sin = rope_tables(jnp.asarray(positions), text)
     got, _, _ = layer_prefill(
         jnp.asarray(h), _layer(model.params.layers, 2), text, cos, sin, jnp.ones((1, n), bool)
     )

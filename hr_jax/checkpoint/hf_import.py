@@ -70,7 +70,7 @@ def _normalize(key: str, omni: bool) -> str | None:
     return key
 
 
-def _safetensors_files(hf_dir: Path) -> list[Path]:
+def safetensors_files(hf_dir: Path) -> list[Path]:
     index = hf_dir / "model.safetensors.index.json"
     if index.is_file():
         weight_map = json.loads(index.read_text())["weight_map"]
@@ -85,17 +85,17 @@ def _safetensors_files(hf_dir: Path) -> list[Path]:
     return files
 
 
-class _Tensor:
+class TensorRef:
     def __init__(self, file: Path, key: str, shape: tuple[int, ...], dtype: str):
         self.file, self.key, self.shape, self.dtype = file, key, shape, dtype
 
 
-def _scan(hf_dir: Path, omni: bool) -> dict[str, _Tensor]:
+def _scan(hf_dir: Path, omni: bool) -> dict[str, TensorRef]:
     """{thinker-only name: tensor location} from the safetensors headers (no tensor data read)."""
     from safetensors import safe_open
 
-    found: dict[str, _Tensor] = {}
-    for file in _safetensors_files(hf_dir):
+    found: dict[str, TensorRef] = {}
+    for file in safetensors_files(hf_dir):
         with safe_open(str(file), framework="numpy") as f:
             for key in f.keys():
                 name = _normalize(key, omni)
@@ -106,11 +106,11 @@ def _scan(hf_dir: Path, omni: bool) -> dict[str, _Tensor]:
                         f"tensor {key!r} appears twice ({found[name].file.name}, {file.name})"
                     )
                 sl = f.get_slice(key)
-                found[name] = _Tensor(file, key, tuple(sl.get_shape()), sl.get_dtype())
+                found[name] = TensorRef(file, key, tuple(sl.get_shape()), sl.get_dtype())
     return found
 
 
-def _check(found: dict[str, _Tensor], entries: list[KeyEntry]) -> None:
+def _check(found: dict[str, TensorRef], entries: list[KeyEntry]) -> None:
     expected = {e.hf_key: e for e in entries}
     unknown = sorted(set(found) - set(expected))
     if unknown:
@@ -130,7 +130,7 @@ def _check(found: dict[str, _Tensor], entries: list[KeyEntry]) -> None:
             )
 
 
-class _Files:
+class SafetensorsFiles:
     """Memory maps of tensors in safetensors files, headers read once per file."""
 
     def __init__(self) -> None:
@@ -144,7 +144,7 @@ class _Files:
                 self._headers[file] = (8 + header_len, json.loads(fh.read(header_len)))
         return self._headers[file]
 
-    def copy_into(self, t: _Tensor, dst: np.ndarray, block_bytes: int = 64 << 20) -> None:
+    def copy_into(self, t: TensorRef, dst: np.ndarray, block_bytes: int = 64 << 20) -> None:
         """Copies tensor `t` into `dst` (same shape; any dtype, any strides) a block of rows at a time,
         each block through its own short-lived memory map, so the source never becomes resident whole."""
         if t.dtype not in _DTYPES:
@@ -164,7 +164,7 @@ class _Files:
             dst[i : i + n] = raw.view(dtype).reshape(n, *t.shape[1:])  # casts (ml_dtypes: bf16 <-> f32)
             del raw
 
-    def read(self, t: _Tensor) -> np.ndarray:
+    def read(self, t: TensorRef) -> np.ndarray:
         """A read-only memory map of one tensor: nothing is read until it is used, and its pages are
         not the process's own memory once the map is dropped."""
         if t.dtype not in _DTYPES:
@@ -177,7 +177,7 @@ class _Files:
         return raw.view(_DTYPES[t.dtype]).reshape(t.shape)
 
 
-def _tie_head(found: dict[str, _Tensor], files: _Files, cfg: ThinkerConfig) -> ThinkerConfig:
+def _tie_head(found: dict[str, TensorRef], files: SafetensorsFiles, cfg: ThinkerConfig) -> ThinkerConfig:
     """Applies transformers' tie rule to a stored `lm_head.weight` when the config ties the head.
 
     With `tie_word_embeddings` true and the head stored, transformers ties only when the two tensors
@@ -205,7 +205,11 @@ def _equal(a: np.ndarray, b: np.ndarray, rows: int = 4096) -> bool:
 
 
 def _leaves(
-    found: dict[str, _Tensor], entries: list[KeyEntry], cfg: ThinkerConfig, np_dtype, files: _Files
+    found: dict[str, TensorRef],
+    entries: list[KeyEntry],
+    cfg: ThinkerConfig,
+    np_dtype,
+    files: SafetensorsFiles,
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Yields (leaf name, array in the target dtype) one leaf at a time, each built from memory maps of
     its tensors (a stacked leaf from its layers), so one leaf is in memory at once."""
@@ -228,7 +232,7 @@ def _leaves(
 
 
 @contextmanager
-def _atomic_dir(out: Path, overwrite: bool) -> Iterator[Path]:
+def atomic_dir(out: Path, overwrite: bool) -> Iterator[Path]:
     """Yields a fresh temporary sibling of `out`, moved to `out` on success and removed on failure."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a directory")
@@ -259,12 +263,15 @@ def convert(
     dtype: str = "bfloat16",
     overwrite: bool = False,
     revision: str | None = None,
+    merge_lora: bool = True,
 ) -> Path:
-    """Converts a Hugging Face Qwen2.5-Omni (or thinker-only) checkpoint into an hr_jax checkpoint.
+    """Converts a Hugging Face Qwen2.5-Omni (or thinker-only) or Phi-4-Multimodal checkpoint (either
+    released layout, `hr_jax.checkpoint.phi4_import`) into an hr_jax checkpoint.
 
     `hf_dir`: a local directory, or a Hub repository name (`Qwen/Qwen2.5-Omni-3B`) resolved with
     `hr_jax.checkpoint.hub.hf_snapshot` at `revision` (only the files the converter reads are fetched).
-    `dtype`: "bfloat16" (default), "float32" or "float16". Returns the output directory.
+    `dtype`: "bfloat16" (default), "float32" or "float16". `merge_lora`: merge Phi-4's speech LoRA
+    (default; False converts its base weights alone). Returns the output directory.
     Raises ConversionError (a ValueError) naming the offending tensor for unknown, missing or
     misshapen tensors, FileExistsError for a non-empty `out_dir` without `overwrite`, and
     `CheckpointNotFound` for a name that is neither a directory nor a reachable Hub repository.
@@ -272,11 +279,23 @@ def convert(
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     hf_dir, out = hf_snapshot(hf_dir, revision).absolute(), Path(out_dir).absolute()
-    with _atomic_dir(out, overwrite) as tmp:
-        config_file = hf_dir / "config.json"
-        if not config_file.is_file():
-            raise ConversionError(f"{config_file} not found: not a Hugging Face checkpoint directory")
-        hf_config = json.loads(config_file.read_text())
+    config_file = hf_dir / "config.json"
+    if not config_file.is_file():
+        raise ConversionError(f"{config_file} not found: not a Hugging Face checkpoint directory")
+    hf_config = json.loads(config_file.read_text())
+    from hr_jax.checkpoint.phi4_config import is_phi4
+
+    if is_phi4(hf_config):
+        from hr_jax.checkpoint.phi4_import import convert_phi4
+
+        return convert_phi4(hf_dir, out, hf_config, dtype, overwrite, merge_lora)
+    if "text_config" not in hf_config and "thinker_config" not in hf_config:
+        raise ConversionError(
+            f"{config_file}: model_type={hf_config.get('model_type')!r} is neither Qwen2.5-Omni "
+            f"(text_config / "
+            f"thinker_config) nor Phi-4-Multimodal (phi4mm, phi4_multimodal)"
+        )
+    with atomic_dir(out, overwrite) as tmp:
         cfg = config_from_hf(hf_config)
         feature_config = FeatureConfig.from_dir(hf_dir)  # refuses a preprocessor config we cannot follow
         if feature_config is not None and feature_config.feature_size != cfg.audio.num_mel_bins:
@@ -289,7 +308,7 @@ def convert(
         if not omni and any(t.key.startswith("thinker.") for t in found.values()):
             omni = True  # thinker.-prefixed keys with a thinker-only config: treat as the Omni layout
             found = _scan(hf_dir, omni)
-        files = _Files()
+        files = SafetensorsFiles()
         cfg = _tie_head(found, files, cfg)
         entries = hf_key_map(cfg)
         _check(found, entries)

@@ -35,7 +35,11 @@ AUX_FILES = (
 )  # fmt: skip
 # What the converter reads, and so all that a Hub download fetches (never the talker's audio output
 # files, the vision processor, READMEs or other formats).
-CONVERTER_FILES = (HF_CONFIG, SAFETENSORS_INDEX, "*.safetensors", *AUX_FILES)
+SPEECH_LORA_DIR = "speech-lora"  # Phi-4-Multimodal's PEFT speech adapter (transformers-native revision)
+CONVERTER_FILES = (
+    HF_CONFIG, SAFETENSORS_INDEX, "*.safetensors", *AUX_FILES,
+    f"{SPEECH_LORA_DIR}/adapter_config.json", f"{SPEECH_LORA_DIR}/adapter_model.safetensors",
+)  # fmt: skip
 
 # A Hub repository id: "name" or "org/name" of letters, digits, "-", "_", "."; no "--" or "..".
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")

@@ -2,7 +2,8 @@
 
 A converted checkpoint directory holds
   params/<leaf>/          one orbax (PyTreeCheckpointHandler) checkpoint per `ThinkerParams` leaf
-  hr_jax_config.json      `ThinkerConfig.to_dict()` plus "dtype", "source" and "format"
+  hr_jax_config.json      the config's `to_dict()` plus "family" (`models.family`; absent: Qwen2.5-Omni),
+                          "dtype", "source" and "format"
   hf_config.json          the source `config.json` (kept for `export_hf`), when converted from HF
   tokenizer / chat template / preprocessor / generation_config files copied from the source.
 """
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 
 from hr_jax.checkpoint.keymap import is_shape, iter_leaves, leaf_shapes, params_from_leaves
 from models.config import ThinkerConfig
+from models.family import DEFAULT_FAMILY, get_family
 from models.params import ThinkerParams, thinker_shapes
 
 FORMAT = "hr_jax-thinker-v2"  # params/<leaf>/: one orbax checkpoint per leaf
@@ -94,7 +96,7 @@ def save_leaves(
         absl_log.setLevel(level)
     if done != set(want):
         raise ValueError(f"params do not match the config: missing leaves {sorted(set(want) - done)}")
-    meta = {**cfg.to_dict(), "dtype": dtype, "source": source, "format": FORMAT}
+    meta = {**cfg.to_dict(), "family": cfg.family, "dtype": dtype, "source": source, "format": FORMAT}
     (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
@@ -138,7 +140,7 @@ def load_config(ckpt_dir: str | Path) -> tuple[ThinkerConfig, dict[str, Any]]:
         raise NotAConvertedCheckpoint(
             f"{cfg_file}: unknown format {meta.get('format')!r}, expected {FORMAT!r}"
         )
-    return ThinkerConfig.from_dict(meta), meta
+    return get_family(meta.get("family", DEFAULT_FAMILY)).config_from_dict(meta), meta
 
 
 def _sharding_tree(shapes: ThinkerParams, sharding) -> Any:

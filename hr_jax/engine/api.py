@@ -22,7 +22,7 @@ from hr_jax.engine.core import PrefillState, decode_core, forward_core, prefill_
 from hr_jax.engine.planning import Prepared, PruningSpec, place, prepare
 from hr_jax.engine.sampling import SamplingSpec
 from hr_jax.model import Model
-from hr_jax.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT
+from hr_jax.prompt import DEFAULT_PROMPT, FAMILY_DEFAULT
 from hr_jax.pruning.methods import is_routed
 
 
@@ -201,7 +201,7 @@ def generate(
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int = 0,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+    system_prompt: str | None | object = FAMILY_DEFAULT,
     prune_layer: int | None = None,
 ) -> str | list[str]:
     """Text from audio. A single audio (path, waveform, or (waveform, rate)) gives a str; a list

@@ -55,8 +55,9 @@ def token_multiple(default: int) -> int:
     return default if seconds is None else round_up(seconds * TOKENS_PER_SECOND, default)
 
 
-def frame_multiple(window_frames: int) -> int:
-    """The rounding of mel frames: two encoder windows, or a bucket's seconds (whole window pairs)."""
+def frame_multiple(base: int) -> int:
+    """The rounding of feature frames: the family's own granularity `base` (Qwen: two encoder windows),
+    or a bucket's seconds in whole multiples of it."""
     seconds = bucket_seconds()
-    pair = 2 * window_frames
+    pair = base
     return pair if seconds is None else round_up(seconds * SAMPLE_RATE / HOP_LENGTH, pair)

@@ -23,10 +23,10 @@ from hr_jax.pruning.slots import take_rows
 from hr_jax.sharding import CacheSharding
 from models.config import ThinkerConfig
 from models.decoder import decode_layers, decode_layout, prefill_layers, rope_tables, unstack_layers
+from models.family import family_of
 from models.kv_cache import KVCache, PrunedKVCache
 from models.params import ThinkerParams
-from models.thinker import embed_inputs, lm_logits, positions_from_mask
-from models.thinker import forward as thinker_forward
+from models.thinker import lm_logits, positions_from_mask
 
 
 @struct.dataclass
@@ -148,15 +148,27 @@ def prefill_core(
 ) -> PrefillState:
     """Jitted prefill of the bucket-padded batch `inputs` (see `PrefillInputs` for the shapes)."""
     x = inputs
-    h = embed_inputs(params, cfg, x.input_ids, x.input_features, x.feature_attention_mask)
+    h = family_of(cfg).embed_inputs(params, cfg, x.input_ids, x.input_features, x.feature_attention_mask)
     return prefill_from_embeds(params, cfg, plan, h, x.input_ids, x.attention_mask, x.keep_k, router, key)
 
 
 prefill_embeds_core = jax.jit(prefill_from_embeds, static_argnames=("cfg", "plan"))
 
 
-# Unpruned logits at every position `[B, L, V]` (parity checks).
-forward_core = jax.jit(thinker_forward, static_argnames=("cfg",))
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def forward_core(
+    params: ThinkerParams,
+    cfg: ThinkerConfig,
+    input_ids: jax.Array,
+    attention_mask: jax.Array,
+    input_features: jax.Array,
+    feature_attention_mask: jax.Array,
+) -> jax.Array:
+    """Unpruned logits at every position `[B, L, V]` (float32; parity checks), for any family."""
+    h = family_of(cfg).embed_inputs(params, cfg, input_ids, input_features, feature_attention_mask)
+    valid = attention_mask.astype(bool)
+    h, _, _ = prefill_layers(h, params.layers, cfg.text, positions_from_mask(attention_mask), valid)
+    return lm_logits(params, cfg, h)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,7 +202,7 @@ def decode_step(
     text = cfg.text
     lower_w, upper_w = decode_weights(params, cfg, cache.prune_layer) if weights is None else weights
     h = params.embed[tok][:, None]
-    cos, sin = rope_tables(positions[:, None], text.head_dim, text.rope_theta)
+    cos, sin = rope_tables(positions[:, None], text)
     h, lower = decode_layers(h, lower_w, text, cache.lower, cos, sin)
     h, upper = decode_layers(h, upper_w, text, cache.upper, cos, sin)
     return lm_logits(params, cfg, h[:, 0]), PrunedKVCache(lower=lower, upper=upper)

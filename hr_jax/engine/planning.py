@@ -26,7 +26,7 @@ from hr_jax.model import Model, on_mesh
 from hr_jax.pruning import VANILLA, Router, RouterArrays, SelectionSpec
 from hr_jax.pruning.methods import ALL_METHODS, is_routed
 from hr_jax.sharding import DATA, CacheSharding, axis_size, batch_sharding, pad_rows
-from models.config import num_audio_tokens
+from models.family import family_of
 from models.params import ThinkerParams
 
 DEFAULT_PRUNE_LAYER = 2
@@ -149,7 +149,8 @@ def pad_to_buckets(model: Model, batch: Batch) -> Batch:
     ids = np.pad(batch.input_ids, ((0, 0), (pad, 0)), constant_values=model.pad_token_id)
     mask = np.pad(batch.attention_mask, ((0, 0), (pad, 0)))
     frames = buckets.round_up(
-        int(batch.feature_attention_mask.sum(1).max()), buckets.frame_multiple(cfg.audio.window_frames)
+        int(batch.feature_attention_mask.sum(1).max()),
+        buckets.frame_multiple(family_of(cfg).frame_multiple(cfg)),
     )
     feats, fmask = batch.input_features, batch.feature_attention_mask
     if feats.shape[2] >= frames:
@@ -168,7 +169,8 @@ def audio_counts(model: Model, batch: Batch) -> np.ndarray:
     valid = batch.attention_mask.astype(bool)
     na = ((batch.input_ids == model.config.audio_token_id) & valid).sum(1)
     frames = batch.feature_attention_mask.sum(1)
-    expected = np.array([num_audio_tokens(int(f)) if f > 0 else 0 for f in frames])
+    family = family_of(model.config)
+    expected = np.array([family.num_audio_tokens(model.config, int(f)) if f > 0 else 0 for f in frames])
     if not np.array_equal(na, expected):
         raise ValueError(f"audio tokens per row {na.tolist()} do not match the features' {expected.tolist()}")
     return na

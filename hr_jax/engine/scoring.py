@@ -15,6 +15,7 @@ from hr_jax.engine.core import PrefillState, decode_step, decode_weights
 from hr_jax.engine.planning import PruningSpec, place
 from hr_jax.model import Model
 from models.config import ThinkerConfig
+from models.family import family_of
 from models.params import ThinkerParams
 
 
@@ -38,8 +39,9 @@ def answer_logprob_core(
 
 
 def answer_ids(model: Model, answers: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Right-padded `[B, A]` ids of each answer followed by `<|im_end|>`, and the valid mask."""
-    end = model.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    """Right-padded `[B, A]` ids of each answer followed by the end-of-turn token (`<|im_end|>`,
+    Phi-4's `<|end|>`), and the valid mask."""
+    end = model.tokenizer.convert_tokens_to_ids(family_of(model.config).end_of_turn)
     rows = [list(model.tokenizer(a, add_special_tokens=False)["input_ids"]) + [end] for a in answers]
     width = max(map(len, rows))
     ids = np.full((len(rows), width), model.pad_token_id, np.int32)

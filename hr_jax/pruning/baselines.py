@@ -96,7 +96,7 @@ def fastv_keep(
     last = slots.last_real[:, None]
     x = rms_norm(take_rows(h_in, last), layer.attn_norm, cfg.rms_norm_eps)
     q, _, _ = project_qkv(x, layer, cfg)
-    cos, sin = rope_tables(take_rows(positions, last), cfg.head_dim, cfg.rope_theta)
+    cos, sin = rope_tables(take_rows(positions, last), cfg)
     q = apply_rope(q, cos, sin)[:, 0]
     key_mask = valid & (jnp.arange(valid.shape[1])[None] <= last)
     scores = fastv_scores(q, keys, key_mask, slots.audio)

@@ -1,0 +1,69 @@
+"""Phi-4-Multimodal (audio + text): the Conformer audio encoder, the speech projection and the Phi-3
+decoder, behind `models.family.ModelFamily` (`FAMILY`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+
+from models.phi4mm import features, prompt
+from models.phi4mm.audio_encoder import encode_audio
+from models.phi4mm.config import Phi4Config, num_audio_tokens
+from models.phi4mm.params import Phi4Params, param_info
+from models.thinker import splice_audio
+
+
+class Phi4Family:
+    name = "phi4mm"
+    tokens_per_second = features.SAMPLE_RATE / (features.HOP_LENGTH * 8)  # 12.5
+    end_of_turn = prompt.END
+    default_system_prompt = None
+
+    def config_from_dict(self, d: dict[str, Any]) -> Phi4Config:
+        return Phi4Config.from_dict(d)
+
+    def param_info(self, cfg: Phi4Config) -> Phi4Params:
+        return param_info(cfg)
+
+    def embed_inputs(
+        self,
+        params: Phi4Params,
+        cfg: Phi4Config,
+        input_ids: jax.Array,
+        input_features: jax.Array,
+        feature_attention_mask: jax.Array,
+    ) -> jax.Array:
+        num_frames = feature_attention_mask.astype("int32").sum(-1)
+        tokens, _ = encode_audio(params.audio, cfg.audio, input_features, num_frames)
+        return splice_audio(params, cfg, input_ids, tokens)
+
+    def num_audio_tokens(self, cfg: Phi4Config, num_frames: Any) -> Any:
+        return num_audio_tokens(num_frames, cfg.audio.time_reduction)
+
+    def frame_multiple(self, cfg: Phi4Config) -> int:
+        return 50 * cfg.audio.time_reduction  # 4 s of frames, whole subsampled frames
+
+    def feature_extractor(self, ckpt_dir: str | os.PathLike, cfg: Phi4Config) -> features.Phi4LogMel:
+        fe = features.Phi4FeatureConfig.from_dir(ckpt_dir) or features.Phi4FeatureConfig(cfg.audio.input_size)
+        if fe.feature_size != cfg.audio.input_size:
+            raise ValueError(
+                f"{ckpt_dir}: preprocessor_config.json feature_size={fe.feature_size} but the audio encoder "
+                f"takes input_size={cfg.audio.input_size}"
+            )
+        if fe.audio_compression_rate != cfg.audio.time_reduction:
+            raise ValueError(
+                f"{ckpt_dir}: preprocessor_config.json audio_compression_rate="
+                f"{fe.audio_compression_rate} but "
+                f"the encoder reduces time by {cfg.audio.time_reduction}"
+            )
+        return features.Phi4LogMel(fe)
+
+    def prompt_ids(
+        self, tokenizer: Any, cfg: Phi4Config, text: str, num_audio_tokens: int, system_prompt: str | None
+    ) -> list[int]:
+        return prompt.prompt_ids(tokenizer, cfg.audio_token_id, text, num_audio_tokens, system_prompt)
+
+
+FAMILY = Phi4Family()

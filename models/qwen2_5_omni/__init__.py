@@ -1,0 +1,64 @@
+"""Qwen2.5-Omni's thinker (Whisper-style audio encoder, Qwen2 decoder) behind
+`models.family.ModelFamily` (`FAMILY`). Its modules are `models.config`, `models.params`,
+`models.audio_encoder` and `models.thinker`; its front end and chat prompt are `hr_jax.audio` and
+`hr_jax.prompt`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+
+from models.config import ThinkerConfig, num_audio_tokens
+from models.params import ThinkerParams, param_info
+from models.thinker import embed_inputs
+
+
+class QwenOmniFamily:
+    name = "qwen2_5_omni"
+    tokens_per_second = 25.0
+    end_of_turn = "<|im_end|>"
+
+    @property
+    def default_system_prompt(self) -> str:
+        from hr_jax.prompt import DEFAULT_SYSTEM_PROMPT
+
+        return DEFAULT_SYSTEM_PROMPT
+
+    def config_from_dict(self, d: dict[str, Any]) -> ThinkerConfig:
+        return ThinkerConfig.from_dict(d)
+
+    def param_info(self, cfg: ThinkerConfig) -> ThinkerParams:
+        return param_info(cfg)
+
+    def embed_inputs(
+        self,
+        params: ThinkerParams,
+        cfg: ThinkerConfig,
+        input_ids: jax.Array,
+        input_features: jax.Array,
+        feature_attention_mask: jax.Array,
+    ) -> jax.Array:
+        return embed_inputs(params, cfg, input_ids, input_features, feature_attention_mask)
+
+    def num_audio_tokens(self, cfg: ThinkerConfig, num_frames: Any) -> Any:
+        return num_audio_tokens(num_frames)
+
+    def frame_multiple(self, cfg: ThinkerConfig) -> int:
+        return 2 * cfg.audio.window_frames  # two encoder windows, 4 s
+
+    def feature_extractor(self, ckpt_dir: str | os.PathLike, cfg: ThinkerConfig) -> Any:
+        from hr_jax.model import LogMelExtractor
+
+        return LogMelExtractor.for_checkpoint(ckpt_dir, cfg)
+
+    def prompt_ids(
+        self, tokenizer: Any, cfg: ThinkerConfig, text: str, num_audio_tokens: int, system_prompt: str | None
+    ) -> list[int]:
+        from hr_jax.prompt import prompt_ids
+
+        return prompt_ids(tokenizer, text, num_audio_tokens, system_prompt)
+
+
+FAMILY = QwenOmniFamily()
