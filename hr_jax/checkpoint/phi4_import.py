@@ -39,6 +39,7 @@ from hr_jax.checkpoint.keymap import leaf_shapes
 from hr_jax.checkpoint.phi4_config import phi4_config_from_hf, speech_lora_from_config
 from hr_jax.checkpoint.store import HF_CONFIG_FILE, save_leaves
 from models.phi4mm.config import Phi4Config
+from models.phi4mm.features import Phi4FeatureConfig
 
 AUDIO = "model.embed_tokens_extend.audio_embed."
 VISION_PREFIXES = ("model.embed_tokens_extend.image_embed.", "model.vision_embed_tokens.")
@@ -402,6 +403,12 @@ def convert_phi4(
 ) -> Path:
     """Converts a Phi-4-Multimodal directory (either layout; see the module docstring)."""
     cfg = phi4_config_from_hf(hf)
+    fe = Phi4FeatureConfig.from_dir(hf_dir)  # refuses, by field, a front end hr_jax does not implement
+    if fe is not None and fe.feature_size != cfg.audio.input_size:
+        raise ConversionError(
+            f"preprocessor_config.json feature_size={fe.feature_size} but the audio encoder takes "
+            f"input_size={cfg.audio.input_size}"
+        )
     with atomic_dir(out, overwrite) as tmp:
         found, in_file, skipped = _scan(hf_dir)
         lora, lora_skipped = _in_file_lora(hf, in_file, merge_lora)
