@@ -26,6 +26,11 @@ class LogMelExtractor:
 
     config: FeatureConfig = FeatureConfig()
 
+    @property
+    def max_samples(self) -> int | None:
+        """The longest waveform it takes (the reference processor cuts longer ones)."""
+        return self.config.n_samples
+
     def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """`[B, mel, nb_max_frames]` features and `[B, nb_max_frames]` mask (see `extract_features`)."""
         return extract_features(waveforms, self.config)

@@ -62,7 +62,7 @@ def _head_units(cfg: ThinkerConfig) -> dict[str, int]:
     return {
         "q_heads": cfg.text.num_attention_heads,
         "kv_heads": cfg.text.num_key_value_heads,
-        "audio_heads": cfg.audio.encoder_attention_heads,
+        "audio_heads": cfg.audio.num_heads,
     }
 
 

@@ -30,6 +30,11 @@ class AudioConfig:
         return self.d_model // self.encoder_attention_heads
 
     @property
+    def num_heads(self) -> int:
+        """Attention heads (every family's audio config names this `num_heads`)."""
+        return self.encoder_attention_heads
+
+    @property
     def window_frames(self) -> int:
         """Mel frames per attention window."""
         return 2 * self.n_window

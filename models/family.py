@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import jax
@@ -25,7 +24,12 @@ _PACKAGES = {"qwen2_5_omni": "models.qwen2_5_omni", "phi4mm": "models.phi4mm"}
 DEFAULT_FAMILY = "qwen2_5_omni"  # checkpoints written before families existed
 
 
-FeatureExtractor = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+class FeatureExtractor(Protocol):
+    """A family's front end: waveforms -> (features `[B, mel, T]`, frame mask `[B, T]`)."""
+
+    max_samples: int | None  # the longest waveform it takes (None: no limit of its own)
+
+    def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class ModelFamily(Protocol):

@@ -249,3 +249,47 @@ def test_prompt_is_the_audiomarathon_phi4_turn(model):
     n = int((batch.input_ids[0] == model.config.audio_token_id).sum())
     assert text == "<|user|>" + "<|endoftext11|>" * n + "Describe it.<|end|><|assistant|>"
     assert n == -(-int(batch.feature_attention_mask.sum()) // 8)
+
+
+def test_calibrate_writes_a_phi4_router_that_prunes(phi4_dirs, model, tmp_path):
+    import json
+
+    import soundfile as sf
+
+    from hr_jax.calibrate import calibrate_main
+    from hr_jax.pruning.router import Router
+
+    recs = []
+    for i, cat in enumerate(["semantic", "acoustic", "semantic", "acoustic"]):
+        sf.write(tmp_path / f"a{i}.wav", waveform(1.5 + 0.3 * i, 20 + i), 16000)
+        recs.append({"audio": f"a{i}.wav", "prompt": "What?", "answer": "yes", "category": cat})
+    (tmp_path / "cal.jsonl").write_text("\n".join(json.dumps(r) for r in recs))
+    out = tmp_path / "router.json"
+    args = ["--ckpt", str(phi4_dirs[1]), "--data", str(tmp_path / "cal.jsonl"), "--out", str(out)]
+    assert calibrate_main(args) == 0
+    router = Router.load(out)
+    assert router.num_heads == model.config.text.num_attention_heads
+    batch, _ = reference_inputs(model, waveform(2.0, 30))
+    assert prefill(model, batch, 0.5, router=router).alpha.shape == (1, 3)
+
+
+@pytest.mark.parametrize("suite", ["audiomarathon", "mmau-pro"])
+def test_eval_runs_each_benchmark_on_phi4(model, tmp_path, suite):
+    import json
+
+    from hr_jax.eval.runner import run_eval
+    from hr_jax.testing.eval_data import write_audiomarathon_fixture, write_mmau_pro_fixture
+
+    if suite == "audiomarathon":
+        data = write_audiomarathon_fixture(str(tmp_path / "data"), tasks=("gtzan",), n=2)
+    else:
+        (tmp_path / "data").mkdir()
+        data = write_mmau_pro_fixture(str(tmp_path / "data"), per_category=1)
+    out = tmp_path / "run"
+    summary = run_eval(
+        model, data, suite, None, ["vanilla", "frame"], [0.5], str(out), batch_size=2,
+        max_new_tokens=3, asr_max_new_tokens=3, progress=False,
+    )  # fmt: skip
+    assert summary["status"] == "complete"
+    rows = [json.loads(line) for f in out.rglob("frame_r0.5.jsonl") for line in f.read_text().splitlines()]
+    assert rows and all(r["kept_audio"] == r["num_audio"] // 2 for r in rows)

@@ -43,6 +43,10 @@ class ConformerConfig:
         return self.hidden_size // self.num_attention_heads
 
     @property
+    def num_heads(self) -> int:
+        return self.num_attention_heads
+
+    @property
     def num_subsampling_convs(self) -> int:
         return int(math.log2(self.time_reduction))
 

@@ -121,6 +121,7 @@ class Phi4LogMel:
     """Batch front end: `[B, mel, T]` features (rows zero-padded to the longest) and `[B, T]` mask."""
 
     config: Phi4FeatureConfig = Phi4FeatureConfig()
+    max_samples: int | None = None  # no limit of its own (the decoder's positions bound the audio)
 
     def __call__(self, waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if len(waveforms) == 0:
