@@ -7,6 +7,11 @@ except in the HeadRouter probe, where they are counted because the probe is noth
   partial): conv1 (k3, stride 1) `2·frames·3·mel·d`; conv2 (k3, stride 2) `2·t·3·d²` with `t` conv
   frames; per layer `t·(8d² + 4df)` for q/k/v/o and fc1/fc2 plus windowed attention
   `Σ_w 4·t_w²·d` (QKᵀ and PV, `t_w` frames of window w); the projection `2·(t/2)·d·out`.
+- Phi-4's Conformer encoder over `t = ceil(frames / 8)` subsampled frames: the NeMo subsampling
+  (a full 3x3 conv to C channels, then depthwise 3x3 + pointwise C² pairs, then a linear of
+  `C·mel'` to d), per block `t·(8d² + 12df)` for q/k/v/o and the two gated half-step FFNs, the conv
+  module `t·(8d² + 2dk)` and attention `4·t_c²·d` per 500-frame chunk; the projection
+  `2t·d·D + 2t·D²`.
 - Decoder layer over `n` query tokens attending to `kv` keys: projections
   `2n·D·(Hq+2Hkv)·hd + 2n·Hq·hd·D`, SwiGLU `6n·D·F`, attention `4·n·kv·Hq·hd` (`dense`: the full
   masked matrix, what transformers' sdpa computes on CPU with a mask; `causal`: the lower triangle
@@ -36,7 +41,9 @@ import json
 import math
 import time
 
-from models.config import AudioConfig, TextConfig, ThinkerConfig, num_audio_tokens
+from models.config import AudioConfig, TextConfig, ThinkerConfig
+from models.family import family_of
+from models.phi4mm.config import MAX_ENCODER_FRAMES, ConformerConfig
 
 MEL_FRAMES_PER_SECOND = 100
 TEXT_BEFORE_AUDIO = 40  # system prompt + chat template tokens before <|audio_bos|> (bench inputs)
@@ -95,9 +102,45 @@ def decode_weight_params(t: TextConfig) -> int:
 # Stage costs
 
 
-def encoder_cost(a: AudioConfig, frames: int, batch: int = 1, dtype_bytes: int = 4) -> Cost:
+def conformer_params(a: ConformerConfig, out_dim: int) -> int:
+    d, f, c, k = a.hidden_size, a.intermediate_size, a.nemo_conv_channels, a.kernel_size
+    ffn = 2 * d + 2 * d * f + 2 * f + f * d + d
+    block = (
+        2 * ffn + 4 * (d * d + d) + 3 * 2 * d + (2 * d * d + 2 * d + 2 * d) + (k * d + d) + 2 * (d * d + d)
+    )
+    pairs = a.num_subsampling_convs - 1
+    sub = 9 * c + c + pairs * (9 * c + c + c * c + c) + c * a.subsampled_mel * d + d
+    return sub + a.num_blocks * block + d * out_dim + out_dim + out_dim * out_dim + out_dim
+
+
+def conformer_cost(
+    a: ConformerConfig, out_dim: int, frames: int, batch: int = 1, dtype_bytes: int = 4
+) -> Cost:
+    """Phi-4's Conformer encoder and projection over `frames` feature frames per row."""
+    d, f, c, k = a.hidden_size, a.intermediate_size, a.nemo_conv_channels, a.kernel_size
+    t_, mel = frames, a.input_size
+    fl = 0.0
+    for stage in range(a.num_subsampling_convs):
+        t_, mel = (t_ - 1) // 2 + 1, (mel - 1) // 2 + 1
+        fl += 2 * t_ * mel * 9 * c  # the full 1 -> C conv, then depthwise convs: 9 taps per channel
+        if stage:
+            fl += 2 * t_ * mel * c * c  # pointwise
+    t = t_
+    fl += 2 * t * c * a.subsampled_mel * d
+    chunks = [min(MAX_ENCODER_FRAMES, t - s) for s in range(0, t, MAX_ENCODER_FRAMES)] if t else []
+    per_block = (
+        t * (8 * d * d + 12 * d * f) + t * (8 * d * d + 2 * d * k) + sum(4 * n * n * d for n in chunks)
+    )
+    fl += a.num_blocks * per_block + 2 * t * d * out_dim + 2 * t * out_dim * out_dim
+    return Cost(batch * fl, conformer_params(a, out_dim) * dtype_bytes + batch * frames * a.input_size * 4)
+
+
+def encoder_cost(a, frames: int, batch: int = 1, dtype_bytes: int = 4, out_dim: int | None = None) -> Cost:
     """Audio encoder over `frames` mel frames per row (pass the padded count for what a static-shape
-    implementation computes, the valid count for the useful work)."""
+    implementation computes, the valid count for the useful work). Phi-4's Conformer
+    (`ConformerConfig`) needs the decoder width `out_dim`."""
+    if isinstance(a, ConformerConfig):
+        return conformer_cost(a, out_dim or a.hidden_size, frames, batch, dtype_bytes)
     d, f, win = a.d_model, a.encoder_ffn_dim, a.window_frames
     windows = [min(win, frames - s) for s in range(0, frames, win)]
     conv_t = [(w - 1) // 2 + 1 for w in windows]  # conv2 frames per window
@@ -208,10 +251,19 @@ class Shapes:
         return self.seq - self.n_audio + math.floor(self.n_audio * (1.0 - ratio))
 
 
-def bench_shapes(seconds: float) -> Shapes:
-    frames = int(round(seconds * MEL_FRAMES_PER_SECOND))
-    na = num_audio_tokens(frames)
-    return Shapes(frames, na, TEXT_BEFORE_AUDIO + 2 + na + TEXT_AFTER_AUDIO, TEXT_AFTER_AUDIO)
+def bench_shapes(seconds: float, cfg=None) -> Shapes:
+    """Shapes of one benchmark row of `seconds` of audio for `cfg`'s family (default Qwen2.5-Omni:
+    25 audio tokens a second between `<|audio_bos|>` / `<|audio_eos|>`; Phi-4: 12.5, no markers)."""
+    if isinstance(cfg, ThinkerConfig) or cfg is None:
+        frames = int(round(seconds * MEL_FRAMES_PER_SECOND))
+        from models.config import num_audio_tokens
+
+        na = num_audio_tokens(frames)
+        return Shapes(frames, na, TEXT_BEFORE_AUDIO + 2 + na + TEXT_AFTER_AUDIO, TEXT_AFTER_AUDIO)
+    samples = int(round(seconds * 16000))
+    frames = max(0, (samples - 400) // 160 + 1)
+    na = int(family_of(cfg).num_audio_tokens(cfg, frames))
+    return Shapes(frames, na, TEXT_BEFORE_AUDIO + na + TEXT_AFTER_AUDIO, TEXT_AFTER_AUDIO)
 
 
 def predicted_speedup(
@@ -320,7 +372,7 @@ def _fmt_g(x: float) -> str:
 
 
 def model_table(
-    cfg: ThinkerConfig,
+    cfg,
     seconds: list[float],
     ratios: list[float],
     prune_layer: int,
@@ -331,8 +383,8 @@ def model_table(
 ) -> list[dict]:
     rows = []
     for s in seconds:
-        sh = bench_shapes(s)
-        enc = encoder_cost(cfg.audio, sh.frames, batch, dtype_bytes)
+        sh = bench_shapes(s, cfg)
+        enc = encoder_cost(cfg.audio, sh.frames, batch, dtype_bytes, cfg.text.hidden_size)
         full = prefill_cost(
             cfg.text, sh.seq, None, prune_layer, batch=batch, attention=attention, dtype_bytes=dtype_bytes
         )

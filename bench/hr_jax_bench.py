@@ -19,9 +19,11 @@ from hr_jax.engine.core import decode_core, prefill_core, prefill_embeds_core
 from hr_jax.engine.planning import pad_to_buckets, resolve_router
 from hr_jax.model import LogMelExtractor, Model
 from hr_jax.pruning import VANILLA, LayerView, select_tokens
-from models.audio_encoder import encode_audio
+from models.family import family_of
 from models.params import init_params
-from models.thinker import embed_inputs, positions_from_mask
+from models.phi4mm.config import Phi4Config
+from models.phi4mm.features import Phi4FeatureConfig, Phi4LogMel
+from models.thinker import positions_from_mask
 
 UNPRUNED = "none"  # the unpruned rows' `method` in the benchmark's JSON (as since its first release)
 
@@ -48,9 +50,19 @@ class _BenchTokenizer:
 def synth_batch(cfg, seconds: float, batch: int, seed: int = 0):
     """A `hr_jax.Batch` laid out like a chat prompt: `TEXT_BEFORE_AUDIO` text tokens, `<|audio_bos|>`,
     one `<|AUDIO|>` per audio token, `<|audio_eos|>`, `TEXT_AFTER_AUDIO` text tokens; random ids
-    below the special tokens and random log-mel features (all rows the same length)."""
-    sh = F.bench_shapes(seconds)
+    below the special tokens and random log-mel features (all rows the same length). Phi-4: the same
+    without the audio markers (its prompt has none)."""
+    sh = F.bench_shapes(seconds, cfg)
     rng = np.random.default_rng(seed)
+    if isinstance(cfg, Phi4Config):
+        hi = min(cfg.audio_token_id, cfg.text.vocab_size) - 16
+        ids = np.stack([
+            np.concatenate([rng.integers(2, hi, F.TEXT_BEFORE_AUDIO), np.full(sh.n_audio, cfg.audio_token_id),
+                            rng.integers(2, hi, F.TEXT_AFTER_AUDIO)])
+            for _ in range(batch)
+        ]).astype(np.int32)  # fmt: skip
+        feats = (2.0 * rng.standard_normal((batch, cfg.audio.input_size, sh.frames)) + 8.0).astype(np.float32)
+        return Batch(ids, np.ones_like(ids), feats, np.ones((batch, sh.frames), np.int32))
     hi = min(cfg.audio_token_id, cfg.audio_start_token_id, cfg.audio_end_token_id, cfg.text.vocab_size) - 16
     rows = []
     for _ in range(batch):
@@ -74,11 +86,15 @@ def synth_batch(cfg, seconds: float, batch: int, seed: int = 0):
 
 def make_model(cfg, preset: str, dtype: str, seed: int = 0):
     params = init_params(cfg, jax.random.key(seed), dtype)
+    if isinstance(cfg, Phi4Config):
+        fe = Phi4LogMel(Phi4FeatureConfig(feature_size=cfg.audio.input_size))
+    else:
+        fe = LogMelExtractor(FeatureConfig(feature_size=cfg.audio.num_mel_bins))
     return Model(
         params=params,
         config=cfg,
         tokenizer=_BenchTokenizer(),
-        feature_extractor=LogMelExtractor(FeatureConfig(feature_size=cfg.audio.num_mel_bins)),
+        feature_extractor=fe,
         name=preset,
         stop_ids=(),
     )
@@ -119,19 +135,21 @@ class HrJaxBench:
         self.router, _ = resolve_router(
             model, PruningSpec(method="headrouter", prune_layer=prune_layer), warn=False
         )
-        self._embed = jax.jit(embed_inputs, static_argnums=1)
+        family = family_of(self.cfg)
+        self._embed = jax.jit(family.embed_inputs, static_argnums=1)
+        self._encode = family.encode_audio
 
     def spec(self, ratio: float, method: str) -> PruningSpec:
         return PruningSpec(ratio, engine_method(method), self.router, self.m)
 
     def encoder(self, batch: Batch, repeats: int, warmup: int) -> dict:
         padded = pad_to_buckets(self.model, batch)
-        a = self.cfg.audio
-        fn = jax.jit(lambda p, f, n: encode_audio(p, a, f, n)[0])
+        cfg, encode = self.cfg, self._encode
+        fn = jax.jit(lambda p, f, n: encode(p, cfg, f, n)[0])
         feats = jnp.asarray(padded.input_features)
         n = jnp.asarray(padded.feature_attention_mask.sum(1).astype(np.int32))
-        compiled, cs, mem = aot(fn, self.model.params.audio, feats, n)
-        params = self.model.params.audio
+        compiled, cs, mem = aot(fn, self.model.params, feats, n)
+        params = self.model.params
         res = measure(
             lambda _: compiled(params, feats, n).block_until_ready(), repeats=repeats, warmup=warmup
         )

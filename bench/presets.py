@@ -12,15 +12,51 @@
   d_model 1280, 32 layers, 20 heads, ffn 5120, n_window 100, output_dim = text hidden; rope_theta 1e6.
   The 3B's numbers were cross-checked against a public transcription of its config.json (the file
   itself is not in the offline index); untied LM head assumed for both.
+- `phi4-small`: a CPU-friendly Phi-4-Multimodal with the real structure: Phi-3 decoder hidden 512,
+  8 layers, 8 query / 2 KV heads of 64 (partial rotary 0.75, LongRoPE), SwiGLU 1536, vocab 8192, tied
+  head; Conformer 256 wide, 4 blocks of 4 heads, FFN 384, 256 subsampling channels (12.5 audio tokens
+  per second, like the released model).
+- `phi4-mini`: the released `microsoft/Phi-4-multimodal-instruct` widths: hidden 3072, 32 layers,
+  24 query / 8 KV heads of 128, intermediate 8192, vocab 200064, tied head, LongRoPE switching at 4096;
+  Conformer 1024 wide, 24 blocks of 16 heads, FFN 1536, 1024 channels, bias distance 500 (the LoRA is
+  merged, so it costs nothing at run time; random LongRoPE factors of the right length).
 """
 
 from __future__ import annotations
 
 from hr_jax.checkpoint import config_from_hf
+from hr_jax.checkpoint.phi4_config import phi4_config_from_hf
 from hr_jax.testing.checkpoints import released_config, tiny_config
 from models.config import ThinkerConfig
+from models.phi4mm.config import Phi4Config
 
-PRESETS = ("tiny", "small", "qwen2.5-omni-3b", "qwen2.5-omni-7b")
+PRESETS = ("tiny", "small", "qwen2.5-omni-3b", "qwen2.5-omni-7b", "phi4-small", "phi4-mini")
+
+
+def _phi4(hidden: int, layers: int, heads: int, kv: int, inter: int, vocab: int, audio: dict) -> dict:
+    """A transformers-native Phi-4-Multimodal config.json (the fields `phi4_config_from_hf` reads)."""
+    half = int(hidden // heads * 0.75) // 2
+    return {
+        "model_type": "phi4_multimodal", "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": inter,
+        "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+        "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": True, "sliding_window": 262144,
+        "rope_parameters": {
+            "rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+            "short_factor": [1.0 + i / half for i in range(half)], "long_factor": [1.0 + 4 * i / half for i in range(half)],
+        },
+        "audio_config": dict(audio, audio_token_id=200011 if vocab > 200011 else vocab - 1),
+    }  # fmt: skip
+
+
+_PHI4 = {
+    "phi4-small": _phi4(512, 8, 8, 2, 1536, 8192, dict(
+        hidden_size=256, intermediate_size=384, num_blocks=4, num_attention_heads=4, nemo_conv_channels=256,
+        bias_max_distance=500, ext_pw_out_channel=256, depthwise_separable_out_channel=256)),
+    "phi4-mini": _phi4(3072, 32, 24, 8, 8192, 200064, dict(
+        hidden_size=1024, intermediate_size=1536, num_blocks=24, num_attention_heads=16, nemo_conv_channels=1024,
+        bias_max_distance=500, ext_pw_out_channel=1024, depthwise_separable_out_channel=1024)),
+}  # fmt: skip
 
 # Overrides of `tiny_config`, one per preset (the released shapes come from the test fixtures' table).
 _OVERRIDES = {
@@ -36,8 +72,10 @@ _OVERRIDES = {
 }  # fmt: skip
 
 
-def preset_config(name: str) -> ThinkerConfig:
-    """The `ThinkerConfig` of a preset (see the module docstring)."""
+def preset_config(name: str) -> ThinkerConfig | Phi4Config:
+    """The config of a preset (see the module docstring)."""
+    if name in _PHI4:
+        return phi4_config_from_hf(_PHI4[name])
     if name not in _OVERRIDES:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return config_from_hf(tiny_config(**_OVERRIDES[name]))

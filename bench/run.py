@@ -45,7 +45,7 @@ from bench import flops as F  # noqa: E402
 from bench.hr_jax_bench import UNPRUNED, HrJaxBench, device_peak, make_model, synth_batch  # noqa: E402
 from bench.presets import PRESETS, preset_config  # noqa: E402
 from bench.timing import load_info  # noqa: E402
-from bench.torch_bench import TorchBench  # noqa: E402
+from bench.torch_bench import torch_bench  # noqa: E402
 
 STAGES = ("encoder", "prefill", "ttft", "decode")
 
@@ -105,8 +105,8 @@ def _cost(
     dtype_bytes: int,
 ) -> F.Cost:
     """The useful work of a stage (unpadded shapes), from the FLOP model."""
-    sh = F.bench_shapes(seconds)
-    enc = F.encoder_cost(cfg.audio, sh.frames, batch, dtype_bytes)
+    sh = F.bench_shapes(seconds, cfg)
+    enc = F.encoder_cost(cfg.audio, sh.frames, batch, dtype_bytes, cfg.text.hidden_size)
     probe = ratio > 0 and method not in (UNPRUNED, "frame", "random")
     kept = sh.kept(ratio) if ratio > 0 else None
     pre = F.prefill_cost(
@@ -236,7 +236,7 @@ def run_bench(a: argparse.Namespace) -> list[dict]:
                     pre = hb.prefill(batch, r, method, a.repeats, a.warmup)
                     extra = {}
                     if r > 0:
-                        sh = F.bench_shapes(s)
+                        sh = F.bench_shapes(s, cfg)
                         probe = method not in ("frame", "random")
                         # Ideal: useful shapes, causal attention. Static: the bucket-padded shapes
                         # hr_jax runs, attention counted as its implementation computes it.
@@ -279,7 +279,7 @@ def run_bench(a: argparse.Namespace) -> list[dict]:
 
     if "transformers" in impls:
         with tempfile.TemporaryDirectory(prefix="hr_jax_bench_hf_") as tmp:
-            tb = TorchBench(model, dtype, tmp)
+            tb = torch_bench(model, dtype, tmp)
             for s in seconds:
                 for b in pre_batches:
                     batch = synth_batch(cfg, s, b)

@@ -183,3 +183,85 @@ class TorchBench:
         res["steps"] = steps
         res["how"] = "generate(N+1 tokens); time from the first to the last logits-processor call"
         return res
+
+
+class Phi4TorchBench(TorchBench):
+    """transformers' `Phi4MultimodalForCausalLM` on the same weights (the speech LoRA merged, as hr_jax
+    runs it; peft's unmerged adapter would only add work), same stages."""
+
+    def __init__(self, model, dtype: str, workdir: str):
+        import torch
+        import transformers
+        from transformers import Phi4MultimodalConfig, Phi4MultimodalForCausalLM
+
+        from hr_jax.checkpoint.phi4_import import native_config, native_state_dict
+
+        transformers.logging.set_verbosity_error()
+        self.torch = torch
+        self.cuda = torch.cuda.is_available()
+        self.device = "cuda" if self.cuda else "cpu"
+        self.dtype = _torch_dtype(dtype)
+        cfg = Phi4MultimodalConfig(**native_config(model.config))
+        cfg._attn_implementation = "sdpa"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = Phi4MultimodalForCausalLM(cfg)
+            state = {k: torch.from_numpy(v) for k, v in native_state_dict(model.params, model.config).items()}
+            missing, unexpected = net.load_state_dict(state, strict=False)
+        unused = [k for k in missing if "image_embed" not in k and "_for_vision_speech" not in k]
+        if unused or unexpected:  # pragma: no cover - guards the export table
+            raise RuntimeError(f"weights not transferred to transformers: {unused[:3]} {unexpected[:3]}")
+        self.model = net.to(self.device, self.dtype).eval()
+
+    def _inputs(self, batch) -> dict:
+        t = self.torch
+        frames = int(batch.feature_attention_mask.sum(1).max())
+        return {
+            "input_ids": t.from_numpy(batch.input_ids.astype(np.int64)).to(self.device),
+            "attention_mask": t.from_numpy(batch.attention_mask.astype(np.int64)).to(self.device),
+            "audio_input_features": t.from_numpy(batch.input_features.transpose(0, 2, 1).copy()).to(
+                self.device, self.dtype
+            ),
+            "audio_embed_sizes": t.full((batch.input_ids.shape[0],), -(-frames // 8), device=self.device),
+        }
+
+    def _audio(self, x):
+        emb = self.model.model.embed_tokens_extend.audio_embed
+        h = emb.encoder(x["audio_input_features"], None)
+        return emb.down_proj_for_speech(self.torch.nn.functional.gelu(emb.up_proj_for_speech(h)))
+
+    def encoder(self, batch, repeats: int, warmup: int) -> dict:
+        x = self._inputs(batch)
+
+        def run(_):
+            out = self._audio(x)
+            self.sync()
+            return out
+
+        return self._measure(run, repeats=repeats, warmup=warmup)
+
+    def prefill(self, batch, repeats: int, warmup: int) -> dict:
+        x = self._inputs(batch)
+        inner = self.model.model
+        with self.torch.no_grad():
+            emb = inner.embed_tokens(x["input_ids"])
+            emb = inner.embed_tokens_extend(
+                x["input_ids"], emb, audio_input_features=x["audio_input_features"],
+                audio_embed_sizes=x["audio_embed_sizes"],
+            )  # fmt: skip
+
+        def run(_):
+            out = inner(inputs_embeds=emb, attention_mask=x["attention_mask"], use_cache=True)
+            logits = self.model.lm_head(out.last_hidden_state[:, -1])
+            self.sync()
+            return logits
+
+        return self._measure(run, repeats=repeats, warmup=warmup)
+
+
+def torch_bench(model, dtype: str, workdir: str) -> TorchBench:
+    """transformers' side for the model's family."""
+    from models.phi4mm.config import Phi4Config
+
+    cls = Phi4TorchBench if isinstance(model.config, Phi4Config) else TorchBench
+    return cls(model, dtype, workdir)

@@ -59,6 +59,12 @@ class ModelFamily(Protocol):
     ) -> jax.Array:
         """Token embeddings `[B, L, D]` with the audio encoder's outputs at the audio tokens."""
 
+    def encode_audio(
+        self, params: Any, cfg: Any, input_features: jax.Array, num_frames: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """The audio encoder alone: tokens `[B, Na_max, D]` and `[B]` valid counts, from features
+        `[B, mel, T]` and `[B]` valid frames (`params` is the whole model's)."""
+
     def num_audio_tokens(self, cfg: Any, num_frames: Any) -> Any:
         """Audio tokens for `num_frames` valid feature frames (int, or elementwise on an array)."""
 

@@ -39,6 +39,11 @@ class Phi4Family:
         tokens, _ = encode_audio(params.audio, cfg.audio, input_features, num_frames)
         return splice_audio(params, cfg, input_ids, tokens)
 
+    def encode_audio(
+        self, params: Phi4Params, cfg: Phi4Config, input_features: jax.Array, num_frames: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        return encode_audio(params.audio, cfg.audio, input_features, num_frames)
+
     def num_audio_tokens(self, cfg: Phi4Config, num_frames: Any) -> Any:
         return num_audio_tokens(num_frames, cfg.audio.time_reduction)
 

@@ -42,18 +42,29 @@ def _zero_after(x: jax.Array, lengths: jax.Array) -> jax.Array:
     return jnp.where(keep.reshape(keep.shape + (1,) * (x.ndim - 2)), x, 0)
 
 
-def _conv2d(x: jax.Array, w: jax.Array, b: jax.Array, groups: int = 1) -> jax.Array:
-    """3x3, stride 2, padding 1 over (time, mel). x `[B, T, F, Cin]`, w `[3, 3, Cin / groups, Cout]`."""
-    y = jax.lax.conv_general_dilated(
-        x,
-        w.astype(x.dtype),
-        window_strides=(2, 2),
-        padding=((1, 1), (1, 1)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=groups,
-        preferred_element_type=jnp.float32,
+def _taps(x: jax.Array) -> list[jax.Array]:
+    """The nine inputs `[B, T', F', C]` of a 3x3, stride-2, padding-1 window over x `[B, T, F, C]`:
+    tap (i, j) of output (t, f) is input (2t + i - 1, 2f + j - 1), zero outside."""
+    t, f = _halve(x.shape[1]), _halve(x.shape[2])
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return [xp[:, i : i + 2 * t - 1 : 2, j : j + 2 * f - 1 : 2] for i in range(3) for j in range(3)]
+
+
+def _conv2d_full(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    """The first convolution (one input channel) as one matmul over the nine taps (XLA:CPU's direct
+    convolution is slow at one input channel). x `[B, T, F, 1]`, w `[3, 3, 1, C]` -> `[B, T', F', C]`."""
+    patches = jnp.concatenate(_taps(x), axis=-1)  # [B, T', F', 9], taps in (i, j) order
+    return (
+        jnp.einsum("btfk,kc->btfc", patches, w.reshape(9, -1), preferred_element_type=jnp.float32).astype(
+            x.dtype
+        )
+        + b
     )
-    return (y + b).astype(x.dtype)
+
+
+def _conv2d_depthwise(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    """Depthwise 3x3 stride-2 convolution as nine scaled taps. x `[B, T, F, C]`, w `[3, 3, 1, C]`."""
+    return sum(tap * w[k // 3, k % 3, 0] for k, tap in enumerate(_taps(x))) + b
 
 
 def subsample(
@@ -64,11 +75,11 @@ def subsample(
     act = activation(cfg.nemo_activation)
     lengths = num_frames
     h = _zero_after(x, lengths)[..., None]  # [B, T, mel, 1]
-    h = act(_conv2d(h, p.conv0_w, p.conv0_b))
+    h = act(_conv2d_full(h, p.conv0_w, p.conv0_b))
     lengths = _halve(lengths)
     h = _zero_after(h, lengths)
     for i in range(cfg.num_subsampling_convs - 1):
-        h = _conv2d(h, p.dw_w[i], p.dw_b[i], groups=h.shape[-1])
+        h = _conv2d_depthwise(h, p.dw_w[i], p.dw_b[i])
         h = act(h @ p.pw_w[i] + p.pw_b[i])
         lengths = _halve(lengths)
         h = _zero_after(h, lengths)

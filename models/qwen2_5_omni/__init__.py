@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 
+from models.audio_encoder import encode_audio
 from models.config import ThinkerConfig, num_audio_tokens
 from models.params import ThinkerParams, param_info
 from models.thinker import embed_inputs
@@ -41,6 +42,11 @@ class QwenOmniFamily:
         feature_attention_mask: jax.Array,
     ) -> jax.Array:
         return embed_inputs(params, cfg, input_ids, input_features, feature_attention_mask)
+
+    def encode_audio(
+        self, params: ThinkerParams, cfg: ThinkerConfig, input_features: jax.Array, num_frames: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        return encode_audio(params.audio, cfg.audio, input_features, num_frames)
 
     def num_audio_tokens(self, cfg: ThinkerConfig, num_frames: Any) -> Any:
         return num_audio_tokens(num_frames)
