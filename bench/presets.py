@@ -37,39 +37,88 @@ def _phi4(hidden: int, layers: int, heads: int, kv: int, inter: int, vocab: int,
     """A transformers-native Phi-4-Multimodal config.json (the fields `phi4_config_from_hf` reads)."""
     half = int(hidden // heads * 0.75) // 2
     return {
-        "model_type": "phi4_multimodal", "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": inter,
-        "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
-        "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
-        "tie_word_embeddings": True, "sliding_window": 262144,
+        "model_type": "phi4_multimodal",
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "intermediate_size": inter,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv,
+        "max_position_embeddings": 131072,
+        "original_max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": True,
+        "sliding_window": 262144,
         "rope_parameters": {
-            "rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
-            "short_factor": [1.0 + i / half for i in range(half)], "long_factor": [1.0 + 4 * i / half for i in range(half)],
+            "rope_type": "longrope",
+            "rope_theta": 10000.0,
+            "partial_rotary_factor": 0.75,
+            "short_factor": [1.0 + i / half for i in range(half)],
+            "long_factor": [1.0 + 4 * i / half for i in range(half)],
         },
         "audio_config": dict(audio, audio_token_id=200011 if vocab > 200011 else vocab - 1),
-    }  # fmt: skip
+    }
 
 
 _PHI4 = {
-    "phi4-small": _phi4(512, 8, 8, 2, 1536, 8192, dict(
-        hidden_size=256, intermediate_size=384, num_blocks=4, num_attention_heads=4, nemo_conv_channels=256,
-        bias_max_distance=500, ext_pw_out_channel=256, depthwise_separable_out_channel=256)),
-    "phi4-mini": _phi4(3072, 32, 24, 8, 8192, 200064, dict(
-        hidden_size=1024, intermediate_size=1536, num_blocks=24, num_attention_heads=16, nemo_conv_channels=1024,
-        bias_max_distance=500, ext_pw_out_channel=1024, depthwise_separable_out_channel=1024)),
-}  # fmt: skip
+    "phi4-small": _phi4(
+        512,
+        8,
+        8,
+        2,
+        1536,
+        8192,
+        dict(
+            hidden_size=256,
+            intermediate_size=384,
+            num_blocks=4,
+            num_attention_heads=4,
+            nemo_conv_channels=256,
+            bias_max_distance=500,
+            ext_pw_out_channel=256,
+            depthwise_separable_out_channel=256,
+        ),
+    ),
+    "phi4-mini": _phi4(
+        3072,
+        32,
+        24,
+        8,
+        8192,
+        200064,
+        dict(
+            hidden_size=1024,
+            intermediate_size=1536,
+            num_blocks=24,
+            num_attention_heads=16,
+            nemo_conv_channels=1024,
+            bias_max_distance=500,
+            ext_pw_out_channel=1024,
+            depthwise_separable_out_channel=1024,
+        ),
+    ),
+}
 
 # Overrides of `tiny_config`, one per preset (the released shapes come from the test fixtures' table).
 _OVERRIDES = {
     "tiny": {},
     "small": dict(
-        vocab_size=8192, hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8,
-        num_key_value_heads=2, head_dim=64, rope_theta=1000000.0, max_position_embeddings=32768,
-        audio_config=dict(d_model=256, encoder_layers=4, encoder_attention_heads=4, encoder_ffn_dim=1024,
-                          n_window=100),
+        vocab_size=8192,
+        hidden_size=512,
+        intermediate_size=1536,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        head_dim=64,
+        rope_theta=1000000.0,
+        max_position_embeddings=32768,
+        audio_config=dict(
+            d_model=256, encoder_layers=4, encoder_attention_heads=4, encoder_ffn_dim=1024, n_window=100
+        ),
     ),
     "qwen2.5-omni-3b": released_config("3B", text_layers=36, audio_layers=32),
     "qwen2.5-omni-7b": released_config("7B", text_layers=28, audio_layers=32),
-}  # fmt: skip
+}
 
 
 def preset_config(name: str) -> ThinkerConfig | Phi4Config:

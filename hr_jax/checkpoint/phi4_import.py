@@ -485,30 +485,62 @@ def native_state_dict(params: Any, cfg: Phi4Config) -> dict[str, np.ndarray]:
 def native_config(cfg: Phi4Config) -> dict[str, Any]:
     """`Phi4MultimodalConfig` keyword arguments of `cfg` (a tiny vision tower: it is never run)."""
     t, a = cfg.text, cfg.audio
-    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": t.rope_theta,
-                            "partial_rotary_factor": t.partial_rotary_factor}  # fmt: skip
+    rope: dict[str, Any] = {
+        "rope_type": "default",
+        "rope_theta": t.rope_theta,
+        "partial_rotary_factor": t.partial_rotary_factor,
+    }
     extra: dict[str, Any] = {}
     if t.longrope is not None:
         lr = t.longrope
-        rope.update(rope_type="longrope", short_factor=list(lr.short_factor), long_factor=list(lr.long_factor),
-                    attention_factor=lr.attention_factor)  # fmt: skip
+        rope.update(
+            rope_type="longrope",
+            short_factor=list(lr.short_factor),
+            long_factor=list(lr.long_factor),
+            attention_factor=lr.attention_factor,
+        )
         extra["original_max_position_embeddings"] = lr.original_max_position_embeddings
     return {
-        "vocab_size": t.vocab_size, "hidden_size": t.hidden_size, "intermediate_size": t.intermediate_size,
-        "num_hidden_layers": t.num_hidden_layers, "num_attention_heads": t.num_attention_heads,
-        "num_key_value_heads": t.num_key_value_heads, "rms_norm_eps": t.rms_norm_eps,
-        "max_position_embeddings": t.max_position_embeddings, "tie_word_embeddings": t.tie_word_embeddings,
-        "hidden_act": t.hidden_act, "rope_parameters": rope, "pad_token_id": 0, "bos_token_id": None,
-        "eos_token_id": None, **extra,
+        "vocab_size": t.vocab_size,
+        "hidden_size": t.hidden_size,
+        "intermediate_size": t.intermediate_size,
+        "num_hidden_layers": t.num_hidden_layers,
+        "num_attention_heads": t.num_attention_heads,
+        "num_key_value_heads": t.num_key_value_heads,
+        "rms_norm_eps": t.rms_norm_eps,
+        "max_position_embeddings": t.max_position_embeddings,
+        "tie_word_embeddings": t.tie_word_embeddings,
+        "hidden_act": t.hidden_act,
+        "rope_parameters": rope,
+        "pad_token_id": 0,
+        "bos_token_id": None,
+        "eos_token_id": None,
+        **extra,
         "audio_config": {
-            "hidden_size": a.hidden_size, "intermediate_size": a.intermediate_size, "num_blocks": a.num_blocks,
-            "num_attention_heads": a.num_attention_heads, "kernel_size": a.kernel_size, "input_size": a.input_size,
-            "time_reduction": a.time_reduction, "nemo_conv_channels": a.nemo_conv_channels,
-            "bias_max_distance": a.bias_max_distance, "bias_symmetric": a.bias_symmetric,
-            "chunk_size": a.chunk_size, "left_chunk": a.left_chunk, "activation": a.activation,
-            "conv_activation": a.conv_activation, "conv_glu_type": a.conv_glu_type,
-            "nemo_activation": a.nemo_activation, "ext_pw_out_channel": a.hidden_size,
-            "depthwise_separable_out_channel": a.hidden_size, "audio_token_id": cfg.audio_token_id,
+            "hidden_size": a.hidden_size,
+            "intermediate_size": a.intermediate_size,
+            "num_blocks": a.num_blocks,
+            "num_attention_heads": a.num_attention_heads,
+            "kernel_size": a.kernel_size,
+            "input_size": a.input_size,
+            "time_reduction": a.time_reduction,
+            "nemo_conv_channels": a.nemo_conv_channels,
+            "bias_max_distance": a.bias_max_distance,
+            "bias_symmetric": a.bias_symmetric,
+            "chunk_size": a.chunk_size,
+            "left_chunk": a.left_chunk,
+            "activation": a.activation,
+            "conv_activation": a.conv_activation,
+            "conv_glu_type": a.conv_glu_type,
+            "nemo_activation": a.nemo_activation,
+            "ext_pw_out_channel": a.hidden_size,
+            "depthwise_separable_out_channel": a.hidden_size,
+            "audio_token_id": cfg.audio_token_id,
         },
-        "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2},
-    }  # fmt: skip
+        "vision_config": {
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        },
+    }
