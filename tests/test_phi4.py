@@ -293,3 +293,21 @@ def test_eval_runs_each_benchmark_on_phi4(model, tmp_path, suite):
     assert summary["status"] == "complete"
     rows = [json.loads(line) for f in out.rglob("frame_r0.5.jsonl") for line in f.read_text().splitlines()]
     assert rows and all(r["kept_audio"] == r["num_audio"] // 2 for r in rows)
+
+
+def test_generation_that_crosses_4096_positions_recomputes_the_cache_with_the_long_factors(model, reference):
+    """transformers drops its short-factor cache when a sequence first passes 4096 positions, to
+    recompute it with the long factors. Its 5.x generate then runs the last token alone, without the
+    context (the dropped cache is not rebuilt); hr_jax recomputes the whole prefix, which is what the
+    reference below computes: greedy decoding by full forwards over prompt + tokens so far."""
+    batch, kw = reference_inputs(model, waveform(1.0, 31), extra_text=4068)
+    length = batch.input_ids.shape[1]
+    assert length < 4096 < length + 6  # the switch comes a few tokens in
+    ids = kw.pop("input_ids")
+    kw.pop("attention_mask")
+    with torch.no_grad():
+        for _ in range(8):
+            nxt = reference(input_ids=ids, **kw).logits[0, -1].argmax()
+            ids = torch.cat([ids, nxt.view(1, 1)], dim=1)
+    out = generate_batch(model.replace(stop_ids=()), batch, max_new_tokens=8)
+    assert out.token_ids[0] == ids[0, length:].tolist()

@@ -120,10 +120,66 @@ def audio_starts(input_ids: np.ndarray, audio_token_id: int) -> np.ndarray:
     return np.where(is_audio.any(axis=1), is_audio.argmax(axis=1), -1)
 
 
+def rope_switch_step(model: Model, batch: Batch, max_new_tokens: int) -> int | None:
+    """With LongRoPE (Phi-4), the number of tokens generated when the sequence first reaches
+    `original_max_position_embeddings + 1` tokens, if that happens within `max_new_tokens` of a prompt
+    that fits below it: transformers then recomputes the whole cache with the long factors
+    (`prepare_inputs_for_generation`), and so does `generate_with`. None otherwise."""
+    longrope = model.config.text.longrope
+    if longrope is None:
+        return None
+    length = batch.input_ids.shape[1]
+    switch = longrope.original_max_position_embeddings + 1 - length
+    return switch if 0 < switch < max_new_tokens else None
+
+
+def _continue_after_switch(
+    model: Model,
+    batch: Batch,
+    first: GenerateOutput,
+    pruning: PruningSpec,
+    sampling: SamplingSpec,
+    mesh: Mesh | None,
+) -> GenerateOutput:
+    """`first` (the tokens before the LongRoPE switch), then a fresh prefill of prompt + those tokens
+    (every key recomputed with the long factors, pruning re-run on the longer prompt, as transformers'
+    recomputed forward does) and the rest of the tokens."""
+    stops = set(model.stop_token_ids)
+    done = [bool(ids) and ids[-1] in stops for ids in first.token_ids]  # a row's stop token ends it
+    n = max(len(ids) for ids in first.token_ids)
+    grown = np.full((batch.size, n), model.pad_token_id, np.int32)
+    for b, ids in enumerate(first.token_ids):
+        grown[b, : len(ids)] = ids
+    longer = Batch(
+        np.concatenate([batch.input_ids, grown], axis=1),
+        np.concatenate([batch.attention_mask, np.ones_like(grown)], axis=1),
+        batch.input_features,
+        batch.feature_attention_mask,
+    )
+    rest = dataclasses.replace(sampling, max_new_tokens=sampling.max_new_tokens - n)
+    second = generate_with(model, longer, pruning, rest, mesh)
+    token_ids = [a if d else a + b for a, b, d in zip(first.token_ids, second.token_ids, done, strict=True)]
+    texts = [
+        model.tokenizer.decode([t for t in r if t not in stops], skip_special_tokens=True) for r in token_ids
+    ]
+    return dataclasses.replace(
+        first,
+        texts=texts,
+        token_ids=token_ids,
+        num_generated=np.array([len(r) for r in token_ids]),
+        decode_s=first.decode_s + second.prefill_s + second.decode_s,
+    )
+
+
 def generate_with(
     model: Model, batch: Batch, pruning: PruningSpec, sampling: SamplingSpec, mesh: Mesh | None = None
 ) -> GenerateOutput:
     """Generates for every row of `batch`, sharded over `mesh` (default the model's own, if any)."""
+    switch = rope_switch_step(model, batch, sampling.max_new_tokens)
+    if switch is not None:
+        before = dataclasses.replace(sampling, max_new_tokens=switch)
+        first = generate_with(model, batch, pruning, before, mesh)
+        return _continue_after_switch(model, batch, first, pruning, sampling, mesh)
     t0 = time.perf_counter()
     # Cache room is bucketed so that prefill compiles once for any max_new_tokens in the bucket.
     extra = buckets.round_up(sampling.max_new_tokens, buckets.DECODE_MULTIPLE)
