@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -10,41 +9,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 from jax.sharding import Mesh
 
-from hr_jax.audio import FeatureConfig, extract_features
 from models.config import ThinkerConfig
 from models.family import family_of
 from models.params import ThinkerParams
-
-
-@dataclasses.dataclass(frozen=True)
-class LogMelExtractor:
-    """Whisper log-mel front end of the checkpoint (see `hr_jax.audio`), from its preprocessor config."""
-
-    config: FeatureConfig = FeatureConfig()
-
-    @property
-    def max_samples(self) -> int | None:
-        """The longest waveform it takes (the reference processor cuts longer ones)."""
-        return self.config.n_samples
-
-    def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """`[B, mel, nb_max_frames]` features and `[B, nb_max_frames]` mask (see `extract_features`)."""
-        return extract_features(waveforms, self.config)
-
-    @classmethod
-    def for_checkpoint(cls, ckpt_dir: str | os.PathLike, cfg: ThinkerConfig) -> LogMelExtractor:
-        """The extractor `ckpt_dir/preprocessor_config.json` describes (the released models' without one)."""
-        fe = FeatureConfig.from_dir(ckpt_dir) or FeatureConfig(feature_size=cfg.audio.num_mel_bins)
-        if fe.feature_size != cfg.audio.num_mel_bins:
-            raise ValueError(
-                f"{ckpt_dir}: preprocessor_config.json feature_size={fe.feature_size} but the audio encoder "
-                f"takes num_mel_bins={cfg.audio.num_mel_bins}"
-            )
-        return cls(fe)
+from models.qwen2_5_omni.features import LogMelExtractor  # noqa: F401 - re-exported
 
 
 @struct.dataclass

@@ -82,6 +82,42 @@ def tiny_phi4_config(**overrides: Any) -> dict[str, Any]:
     return cfg
 
 
+def released_phi4_config(text_layers: int = 1, audio_blocks: int = 1) -> dict[str, Any]:
+    """`tiny_phi4_config` overrides at `microsoft/Phi-4-multimodal-instruct`'s widths, depth cut: decoder
+    hidden 3072, 24 query / 8 KV heads of 128, intermediate 8192, vocabulary 200,064, tied head,
+    LongRoPE switching at 4096 (random factors of the right length, 48); Conformer 1024 wide, 16 heads,
+    FFN 1536, 1024 subsampling channels, bias distance 500; audio token 200011. The vision tower stays
+    tiny (never run)."""
+    half = 48
+    return tiny_phi4_config(
+        vocab_size=200064,
+        hidden_size=3072,
+        intermediate_size=8192,
+        num_hidden_layers=text_layers,
+        num_attention_heads=24,
+        num_key_value_heads=8,
+        max_position_embeddings=131072,
+        rope_parameters={
+            "rope_type": "longrope",
+            "rope_theta": 10000.0,
+            "partial_rotary_factor": 0.75,
+            "short_factor": [1.0 + 0.02 * i for i in range(half)],
+            "long_factor": [1.0 + 0.5 * i for i in range(half)],
+        },
+        audio_config={
+            "hidden_size": 1024,
+            "intermediate_size": 1536,
+            "num_blocks": audio_blocks,
+            "num_attention_heads": 16,
+            "nemo_conv_channels": 1024,
+            "bias_max_distance": 500,
+            "audio_token_id": 200011,
+            "ext_pw_out_channel": 1024,
+            "depthwise_separable_out_channel": 1024,
+        },
+    )
+
+
 def _tokenizer(out: Path) -> None:
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers, trainers
     from tokenizers.models import BPE
@@ -130,8 +166,9 @@ def _randomize_(model, seed: int) -> None:
                 continue
             if name.endswith("global_invstd") or (p.ndim == 1 and "norm" in name):
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.08 * torch.randn(p.shape, generator=g))
+            else:  # 0.08, or transformers' scale (1 / sqrt(fan in)) for wider weights
+                std = min(0.08, p.shape[-1] ** -0.5) if p.ndim >= 2 else 0.08
+                p.copy_(std * torch.randn(p.shape, generator=g))
 
 
 def build_reference(config: dict[str, Any] | None = None, seed: int = 0, lora: bool = True):

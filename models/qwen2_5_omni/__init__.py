@@ -1,7 +1,7 @@
 """Qwen2.5-Omni's thinker (Whisper-style audio encoder, Qwen2 decoder) behind
 `models.family.ModelFamily` (`FAMILY`). Its modules are `models.config`, `models.params`,
-`models.audio_encoder` and `models.thinker`; its front end and chat prompt are `hr_jax.audio` and
-`hr_jax.prompt`."""
+`models.audio_encoder` and `models.thinker` (they predate families), its front end and chat prompt
+`features` and `prompt` here."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import jax
 from models.audio_encoder import encode_audio
 from models.config import ThinkerConfig, num_audio_tokens
 from models.params import ThinkerParams, param_info
+from models.qwen2_5_omni import features, prompt
 from models.thinker import embed_inputs
 
 
@@ -21,11 +22,7 @@ class QwenOmniFamily:
     tokens_per_second = 25.0
     end_of_turn = "<|im_end|>"
 
-    @property
-    def default_system_prompt(self) -> str:
-        from hr_jax.prompt import DEFAULT_SYSTEM_PROMPT
-
-        return DEFAULT_SYSTEM_PROMPT
+    default_system_prompt = prompt.DEFAULT_SYSTEM_PROMPT
 
     def config_from_dict(self, d: dict[str, Any]) -> ThinkerConfig:
         return ThinkerConfig.from_dict(d)
@@ -55,16 +52,12 @@ class QwenOmniFamily:
         return 2 * cfg.audio.window_frames  # two encoder windows, 4 s
 
     def feature_extractor(self, ckpt_dir: str | os.PathLike, cfg: ThinkerConfig) -> Any:
-        from hr_jax.model import LogMelExtractor
-
-        return LogMelExtractor.for_checkpoint(ckpt_dir, cfg)
+        return features.LogMelExtractor.for_checkpoint(ckpt_dir, cfg)
 
     def prompt_ids(
         self, tokenizer: Any, cfg: ThinkerConfig, text: str, num_audio_tokens: int, system_prompt: str | None
     ) -> list[int]:
-        from hr_jax.prompt import prompt_ids
-
-        return prompt_ids(tokenizer, text, num_audio_tokens, system_prompt)
+        return prompt.prompt_ids(tokenizer, text, num_audio_tokens, system_prompt)
 
 
 FAMILY = QwenOmniFamily()
