@@ -41,9 +41,10 @@ import json
 import math
 import time
 
-from models.config import AudioConfig, TextConfig, ThinkerConfig
+from models.config import TextConfig
 from models.family import family_of
 from models.phi4mm.config import MAX_ENCODER_FRAMES, ConformerConfig
+from models.qwen2_5_omni.config import AudioConfig, ThinkerConfig
 
 MEL_FRAMES_PER_SECOND = 100
 TEXT_BEFORE_AUDIO = 40  # system prompt + chat template tokens before <|audio_bos|> (bench inputs)
@@ -256,7 +257,7 @@ def bench_shapes(seconds: float, cfg=None) -> Shapes:
     25 audio tokens a second between `<|audio_bos|>` / `<|audio_eos|>`; Phi-4: 12.5, no markers)."""
     if isinstance(cfg, ThinkerConfig) or cfg is None:
         frames = int(round(seconds * MEL_FRAMES_PER_SECOND))
-        from models.config import num_audio_tokens
+        from models.qwen2_5_omni.config import num_audio_tokens
 
         na = num_audio_tokens(frames)
         return Shapes(frames, na, TEXT_BEFORE_AUDIO + 2 + na + TEXT_AFTER_AUDIO, TEXT_AFTER_AUDIO)

@@ -20,10 +20,10 @@ from hr_jax.engine.planning import pad_to_buckets, resolve_router
 from hr_jax.model import LogMelExtractor, Model
 from hr_jax.pruning import VANILLA, LayerView, select_tokens
 from models.family import family_of
+from models.language_model import positions_from_mask
 from models.params import init_params
 from models.phi4mm.config import Phi4Config
 from models.phi4mm.features import Phi4FeatureConfig, Phi4LogMel
-from models.thinker import positions_from_mask
 
 UNPRUNED = "none"  # the unpruned rows' `method` in the benchmark's JSON (as since its first release)
 

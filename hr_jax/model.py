@@ -12,10 +12,10 @@ import jax.numpy as jnp
 from flax import struct
 from jax.sharding import Mesh
 
-from models.config import ThinkerConfig
 from models.family import family_of
-from models.params import ThinkerParams
+from models.qwen2_5_omni.config import ThinkerConfig
 from models.qwen2_5_omni.features import LogMelExtractor  # noqa: F401 - re-exported
+from models.qwen2_5_omni.params import ThinkerParams
 
 
 @struct.dataclass

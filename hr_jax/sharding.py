@@ -1,7 +1,7 @@
 """Device meshes, and where every weight, input and cache lives on them.
 
 A mesh has two axes: `"data"` (rows of a batch) and `"model"` (tensor parallelism). Every weight is
-declared once with logical axes (`models.params.param_info`); `LOGICAL_AXIS_RULES` maps those to mesh
+declared once with logical axes (each family's `param_info`, `models.family`); `LOGICAL_AXIS_RULES` maps those to mesh
 axes, so query heads, KV heads and MLP are column-parallel in their in-projections and row-parallel in
 their out-projections (the same logical axis is the output of one weight and the input of the next),
 the embedding and output head are sharded over the vocabulary, and the audio encoder's heads and MLP
@@ -22,9 +22,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from models.config import ThinkerConfig
 from models.family import family_of
-from models.params import ArrayInfo, ThinkerParams
+from models.params import ArrayInfo
+from models.qwen2_5_omni.config import ThinkerConfig
+from models.qwen2_5_omni.params import ThinkerParams
 
 DATA, MODEL = "data", "model"
 

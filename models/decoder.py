@@ -1,4 +1,5 @@
-"""Qwen2 decoder blocks: RMSNorm, RoPE, grouped-query attention with q/k/v bias, SwiGLU.
+"""The decoder both families share: RMSNorm, RoPE (partial rotary and LongRoPE for Phi-3), grouped-query
+attention with (Qwen2) or without (Phi-3) q/k/v biases, SwiGLU.
 
 Weights are stacked on a leading `[layers]` axis. Prefill applies them with `lax.scan`; decode
 unrolls the layers over per-layer weights split off once per call (`decode_layout`). Attention

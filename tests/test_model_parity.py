@@ -17,7 +17,7 @@ from hr_jax.testing.checkpoints import load_reference
 def test_audio_encoder_matches_transformers_audio_tower(tiny_model, tiny_reference, seconds):
     import jax.numpy as jnp
 
-    from models.audio_encoder import encode_audio
+    from models.qwen2_5_omni.audio_encoder import encode_audio
 
     batch = make_batch(tiny_model, [waveform(seconds)], "hi")
     with torch.no_grad():

@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import RTOL, rel_err
 
-from models.audio_encoder import encoder_layer
 from models.decoder import layer_prefill, rope_tables
+from models.qwen2_5_omni.audio_encoder import encoder_layer
 
 
 @pytest.fixture(scope="module")

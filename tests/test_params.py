@@ -10,7 +10,8 @@ from jax.sharding import PartitionSpec
 
 from hr_jax.checkpoint import config_from_hf, hf_key_map, leaf_shapes
 from hr_jax.testing.checkpoints import tiny_config
-from models.params import ArrayInfo, abstract_params, init_params, param_info, partition_specs
+from models.params import ArrayInfo, abstract_params, init_params, partition_specs
+from models.qwen2_5_omni.params import param_info
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from models.activations import ACTIVATIONS
-from models.config import AudioConfig, TextConfig, ThinkerConfig
+from models.config import TextConfig
+from models.qwen2_5_omni.config import AudioConfig, ThinkerConfig
 
 # Fields spelled the same in the HF config and in `AudioConfig` / `TextConfig`, read and written as is.
 AUDIO_FIELDS = ("num_mel_bins", "d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",

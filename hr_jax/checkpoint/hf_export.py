@@ -12,8 +12,8 @@ import numpy as np
 
 from hr_jax.checkpoint.hf_config import hf_config_dict
 from hr_jax.checkpoint.keymap import hf_key_map, iter_leaves, to_hf_layout
-from models.config import ThinkerConfig
-from models.params import ThinkerParams
+from models.qwen2_5_omni.config import ThinkerConfig
+from models.qwen2_5_omni.params import ThinkerParams
 
 
 def export_hf(

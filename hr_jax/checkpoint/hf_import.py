@@ -36,7 +36,7 @@ from hr_jax.checkpoint.hf_config import config_from_hf
 from hr_jax.checkpoint.hub import AUX_FILES, hf_snapshot
 from hr_jax.checkpoint.keymap import KeyEntry, hf_key_map, leaf_shapes, to_hf_layout
 from hr_jax.checkpoint.store import HF_CONFIG_FILE, save_leaves
-from models.config import ThinkerConfig
+from models.qwen2_5_omni.config import ThinkerConfig
 
 SKIP_PREFIXES = ("talker.", "token2wav.", "visual.")
 DTYPES = {"bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float16": np.float16}

@@ -14,8 +14,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from models.config import ThinkerConfig
-from models.params import ThinkerParams, thinker_shapes
+from models.params import thinker_shapes
+from models.qwen2_5_omni.config import ThinkerConfig
+from models.qwen2_5_omni.params import ThinkerParams
 
 # (HF name, ThinkerParams leaf, layout). `{i}` is the layer index; such leaves are stacked on a leading
 # [layers] axis. Layouts: "linear" = torch [out, in] <-> ours [in, out]; "conv" = torch Conv1d

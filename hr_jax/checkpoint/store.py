@@ -21,9 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from hr_jax.checkpoint.keymap import is_shape, iter_leaves, leaf_shapes, params_from_leaves
-from models.config import ThinkerConfig
 from models.family import DEFAULT_FAMILY, get_family
-from models.params import ThinkerParams, thinker_shapes
+from models.params import thinker_shapes
+from models.qwen2_5_omni.config import ThinkerConfig
+from models.qwen2_5_omni.params import ThinkerParams
 
 FORMAT = "hr_jax-thinker-v2"  # params/<leaf>/: one orbax checkpoint per leaf
 FORMAT_V1 = "hr_jax-thinker-v1"  # params/: one orbax checkpoint of the whole tree (still read)

@@ -21,12 +21,12 @@ from hr_jax.engine.sampling import sample_tokens
 from hr_jax.pruning import LayerView, RouterArrays, Selection, select_tokens
 from hr_jax.pruning.slots import take_rows
 from hr_jax.sharding import CacheSharding
-from models.config import ThinkerConfig
 from models.decoder import decode_layers, decode_layout, prefill_layers, rope_tables, unstack_layers
 from models.family import family_of
 from models.kv_cache import KVCache, PrunedKVCache
-from models.params import ThinkerParams
-from models.thinker import lm_logits, positions_from_mask
+from models.language_model import lm_logits, positions_from_mask
+from models.qwen2_5_omni.config import ThinkerConfig
+from models.qwen2_5_omni.params import ThinkerParams
 
 
 @struct.dataclass

@@ -27,7 +27,7 @@ from hr_jax.pruning import VANILLA, Router, RouterArrays, SelectionSpec
 from hr_jax.pruning.methods import ALL_METHODS, is_routed
 from hr_jax.sharding import DATA, CacheSharding, axis_size, batch_sharding, pad_rows
 from models.family import family_of
-from models.params import ThinkerParams
+from models.qwen2_5_omni.params import ThinkerParams
 
 DEFAULT_PRUNE_LAYER = 2
 

@@ -14,9 +14,9 @@ from hr_jax.engine.api import run_prefill
 from hr_jax.engine.core import PrefillState, decode_step, decode_weights
 from hr_jax.engine.planning import PruningSpec, place
 from hr_jax.model import Model
-from models.config import ThinkerConfig
 from models.family import family_of
-from models.params import ThinkerParams
+from models.qwen2_5_omni.config import ThinkerConfig
+from models.qwen2_5_omni.params import ThinkerParams
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))

@@ -34,7 +34,7 @@ from hr_jax.training.config import (
     TrainConfig,
 )
 from hr_jax.training.labels import DESCRIBE_PROMPT, TOKEN_CLASSES, describe, spoken_words, token_labels
-from models.config import num_audio_tokens
+from models.qwen2_5_omni.config import num_audio_tokens
 
 
 def tokenizer_corpus() -> list[str]:

@@ -34,11 +34,11 @@ from hr_jax.checkpoint import load_params
 from hr_jax.training.config import TrainConfig
 from hr_jax.training.data import DataStream, build_run_tokenizer, load_tokenizer
 from hr_jax.training.labels import TOKEN_CLASSES
-from models.audio_encoder import encode_audio
-from models.config import ThinkerConfig
 from models.decoder import prefill_layers
+from models.language_model import lm_logits, positions_from_mask, splice_audio
 from models.params import init_params, normal
-from models.thinker import lm_logits, positions_from_mask, splice_audio
+from models.qwen2_5_omni.audio_encoder import encode_audio
+from models.qwen2_5_omni.config import ThinkerConfig
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                    "chat_template.json", "preprocessor_config.json")  # fmt: skip

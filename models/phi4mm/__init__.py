@@ -8,11 +8,11 @@ from typing import Any
 
 import jax
 
+from models.language_model import splice_audio
 from models.phi4mm import features, prompt
 from models.phi4mm.audio_encoder import encode_audio
 from models.phi4mm.config import Phi4Config, num_audio_tokens
 from models.phi4mm.params import Phi4Params, param_info
-from models.thinker import splice_audio
 
 
 class Phi4Family:

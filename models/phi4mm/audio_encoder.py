@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models.activations import activation
-from models.audio_encoder import layer_norm
+from models.norms import layer_norm
 from models.phi4mm.config import MAX_ENCODER_FRAMES, ConformerConfig
 from models.phi4mm.params import (
     ConformerEncoderParams,

@@ -12,15 +12,7 @@ from __future__ import annotations
 import jax
 from flax import struct
 
-from models.params import (
-    ArrayInfo,
-    DecoderLayerParams,
-    Initializer,
-    decoder_layer_info,
-    normal,
-    ones,
-    zeros,
-)
+from models.params import ArrayInfo, DecoderLayerParams, Initializer, decoder_layer_info, normal, ones, zeros
 from models.phi4mm.config import ConformerConfig, Phi4Config
 
 

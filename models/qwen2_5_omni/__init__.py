@@ -1,7 +1,6 @@
 """Qwen2.5-Omni's thinker (Whisper-style audio encoder, Qwen2 decoder) behind
-`models.family.ModelFamily` (`FAMILY`). Its modules are `models.config`, `models.params`,
-`models.audio_encoder` and `models.thinker` (they predate families), its front end and chat prompt
-`features` and `prompt` here."""
+`models.family.ModelFamily` (`FAMILY`): `config.py`, `params.py`, `audio_encoder.py`, `thinker.py`, its
+front end `features.py` and chat prompt `prompt.py`."""
 
 from __future__ import annotations
 
@@ -10,11 +9,11 @@ from typing import Any
 
 import jax
 
-from models.audio_encoder import encode_audio
-from models.config import ThinkerConfig, num_audio_tokens
-from models.params import ThinkerParams, param_info
 from models.qwen2_5_omni import features, prompt
-from models.thinker import embed_inputs
+from models.qwen2_5_omni.audio_encoder import encode_audio
+from models.qwen2_5_omni.config import ThinkerConfig, num_audio_tokens
+from models.qwen2_5_omni.params import ThinkerParams, param_info
+from models.qwen2_5_omni.thinker import embed_inputs
 
 
 class QwenOmniFamily:

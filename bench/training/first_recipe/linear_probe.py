@@ -23,7 +23,7 @@ from sklearn.model_selection import cross_val_score
 import hr_jax
 from hr_jax.batch import make_batch
 from models.params import init_params
-from models.thinker import embed_inputs
+from models.qwen2_5_omni.thinker import embed_inputs
 
 
 def pooled_audio(model: hr_jax.Model, params, wav: np.ndarray, sr: int) -> np.ndarray:

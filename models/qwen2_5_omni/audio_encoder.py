@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from models.activations import activation
-from models.config import AudioConfig, num_audio_tokens
-from models.params import AudioEncoderParams, AudioLayerParams
+from models.norms import layer_norm
+from models.qwen2_5_omni.config import AudioConfig, num_audio_tokens
+from models.qwen2_5_omni.params import AudioEncoderParams, AudioLayerParams
 
 
 def sinusoid_table(length: int, channels: int, max_timescale: float = 10000.0) -> np.ndarray:
@@ -22,15 +23,6 @@ def sinusoid_table(length: int, channels: int, max_timescale: float = 10000.0) -
     inv = np.exp(-inc * np.arange(channels // 2, dtype=np.float32)).astype(np.float32)
     t = np.arange(length, dtype=np.float32)[:, None] * inv[None, :]
     return np.concatenate([np.sin(t), np.cos(t)], axis=1).astype(np.float32)
-
-
-def layer_norm(x: jax.Array, w: jax.Array, b: jax.Array, eps: float) -> jax.Array:
-    x32 = x.astype(jnp.float32)
-    mu = x32.mean(-1, keepdims=True)
-    var = jnp.square(x32 - mu).mean(-1, keepdims=True)
-    return ((x32 - mu) * jax.lax.rsqrt(var + eps) * w.astype(jnp.float32) + b.astype(jnp.float32)).astype(
-        x.dtype
-    )
 
 
 def conv1d_k3(x: jax.Array, w: jax.Array, b: jax.Array, stride: int) -> jax.Array:
