@@ -2,10 +2,10 @@
 
 A mesh has two axes: `"data"` (rows of a batch) and `"model"` (tensor parallelism). Every weight is
 declared once with logical axes (each family's `param_info`, `models.family`); `LOGICAL_AXIS_RULES`
-maps those to mesh axes, so query heads, KV heads and MLP are column-parallel in their in-projections and row-parallel in
-their out-projections (the same logical axis is the output of one weight and the input of the next),
-the embedding and output head are sharded over the vocabulary, and the audio encoder's heads and MLP
-likewise. XLA's SPMD partitioner inserts the collectives.
+maps those to mesh axes, so query heads, KV heads and MLP are column-parallel in their in-projections
+and row-parallel in their out-projections (the same logical axis is the output of one weight and the
+input of the next), the embedding and output head are sharded over the vocabulary, and the audio
+encoder's heads and MLP likewise. XLA's SPMD partitioner inserts the collectives.
 
 A dimension the model axis does not divide (in whole heads for head axes: the released 3B model's two
 KV heads on 4-way TP) is replicated for that weight and reported once, never an error.
