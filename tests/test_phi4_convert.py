@@ -89,3 +89,20 @@ def test_a_config_of_another_model_is_refused_by_model_type(copy, tmp_path, caps
     _edit_json(copy / "config.json", model_type="llama", audio_config=None)
     assert main(["--hf-dir", str(copy), "--out", str(tmp_path / "out")]) == 1
     assert "model_type='llama'" in capsys.readouterr().err
+
+
+def test_a_stored_head_equal_to_the_embedding_is_tied_and_a_different_one_kept(copy, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from hr_jax.checkpoint import load_params
+
+    tensors = load_file(str(copy / "model.safetensors"))
+    tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"].copy()
+    save_file(tensors, str(copy / "model.safetensors"))
+    cfg, params = load_params(convert(copy, tmp_path / "tied", dtype="float32"))
+    assert cfg.text.tie_word_embeddings and params.lm_head is None
+    tensors["lm_head.weight"] = tensors["lm_head.weight"] + 1.0
+    save_file(tensors, str(copy / "model.safetensors"))
+    cfg, params = load_params(convert(copy, tmp_path / "untied", dtype="float32"))
+    assert not cfg.text.tie_word_embeddings
+    assert params.lm_head.shape == tensors["lm_head.weight"].T.shape

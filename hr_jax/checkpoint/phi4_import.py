@@ -16,6 +16,7 @@ from the headers before any data is read. Leaves are written one at a time from 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -370,6 +371,26 @@ def _torch_shape(layout: Callable[[np.ndarray], np.ndarray], ours: tuple[int, ..
     return tuple(ours)
 
 
+def _tie_head(cfg: Phi4Config, found: dict[str, TensorRef], files: SafetensorsFiles) -> Phi4Config:
+    """transformers' tie rule for a stored `lm_head.weight` when the config ties the head: equal to the
+    embedding, it is the embedding (dropped, nothing lost); different, it is kept untied, with a warning,
+    never silently dropped."""
+    head, embed = found.get("lm_head.weight"), found.get("model.embed_tokens.weight")
+    if not cfg.text.tie_word_embeddings or head is None:
+        return cfg
+    if embed is not None and head.shape == embed.shape:
+        a, b = files.read(head), files.read(embed)
+        if all(np.array_equal(a[i : i + 4096], b[i : i + 4096]) for i in range(0, a.shape[0], 4096)):
+            del found["lm_head.weight"]
+            return cfg
+    print(
+        "warning: config.json ties the output head but lm_head.weight differs from "
+        "model.embed_tokens.weight; keeping the stored head untied, as transformers does",
+        file=sys.stderr,
+    )
+    return dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, tie_word_embeddings=False))
+
+
 def _in_file_lora(
     hf: dict[str, Any], lora: dict[str, dict[str, dict[str, TensorRef]]], merge: bool
 ) -> tuple[Lora | None, int]:
@@ -420,10 +441,9 @@ def convert_phi4(
                 f"{hf_dir}: no speech LoRA (neither lora_*.speech tensors nor {SPEECH_LORA_DIR}/): the model "
                 f"would refuse audio questions; pass --no-lora to convert the base weights alone"
             )
-        if cfg.text.tie_word_embeddings and "lm_head.weight" in found:
-            del found["lm_head.weight"]  # tied: the head is the embedding (transformers ties it on load)
-        _check(cfg, found, lora)
         files = SafetensorsFiles()
+        cfg = _tie_head(cfg, found, files)
+        _check(cfg, found, lora)
         merged = "not merged (--no-lora)" if lora is None else f"merged from {lora.source}"
         save_leaves(
             _leaves(cfg, found, lora, DTYPES[dtype], files),
