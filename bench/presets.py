@@ -25,9 +25,9 @@
 from __future__ import annotations
 
 from hr_jax.checkpoint import config_from_hf
-from hr_jax.checkpoint.phi4_config import phi4_config_from_hf
 from hr_jax.testing.checkpoints import released_config, tiny_config
 from models.phi4mm.config import Phi4Config
+from models.phi4mm.hf_config import phi4_config_from_hf
 from models.qwen2_5_omni.config import ThinkerConfig
 
 PRESETS = ("tiny", "small", "qwen2.5-omni-3b", "qwen2.5-omni-7b", "phi4-small", "phi4-mini")

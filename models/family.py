@@ -24,6 +24,10 @@ _PACKAGES = {"qwen2_5_omni": "models.qwen2_5_omni", "phi4mm": "models.phi4mm"}
 DEFAULT_FAMILY = "qwen2_5_omni"  # checkpoints written before families existed
 
 
+class UnsupportedConfig(ValueError):
+    """A config field whose value would change the numerics in a way hr_jax does not implement."""
+
+
 class FeatureExtractor(Protocol):
     """A family's front end: waveforms -> (features `[B, mel, T]`, frame mask `[B, T]`)."""
 
@@ -42,6 +46,10 @@ class ModelFamily(Protocol):
     tokens_per_second: float  # audio tokens per second of audio (bucketing, length limits)
     end_of_turn: str  # the chat template's end-of-turn token (stops generation; ends scored answers)
     default_system_prompt: str | None
+
+    def config_from_hf(self, hf: dict[str, Any]) -> Any:
+        """The config of a Hugging Face `config.json` (`UnsupportedConfig` names a field hr_jax cannot
+        run exactly)."""
 
     def config_from_dict(self, d: dict[str, Any]) -> Any:
         """The config from its `to_dict()` form (as `hr_jax_config.json` stores it)."""

@@ -9,13 +9,6 @@ layout, and hr_jax's own orbax format.
 - `store`: `save_leaves` / `save_params` / `load_params` / `load_config` of hr_jax checkpoints.
 """
 
-from hr_jax.checkpoint.hf_config import (
-    UnsupportedConfig,
-    check_hf,
-    config_from_hf,
-    default_mrope_section,
-    hf_config_dict,
-)
 from hr_jax.checkpoint.hf_export import export_hf
 from hr_jax.checkpoint.hf_import import DTYPES, ConversionError, convert
 from hr_jax.checkpoint.hub import CheckpointNotFound, cache_root, converted_from_hub, hf_snapshot
@@ -40,6 +33,13 @@ from hr_jax.checkpoint.store import (
     load_params,
     save_leaves,
     save_params,
+)
+from models.qwen2_5_omni.hf_config import (
+    UnsupportedConfig,
+    check_hf,
+    config_from_hf,
+    default_mrope_section,
+    hf_config_dict,
 )
 
 __all__ = [

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hr_jax.checkpoint.hf_config import hf_config_dict
 from hr_jax.checkpoint.keymap import hf_key_map, iter_leaves, to_hf_layout
 from models.qwen2_5_omni.config import ThinkerConfig
+from models.qwen2_5_omni.hf_config import hf_config_dict
 from models.qwen2_5_omni.params import ThinkerParams
 
 

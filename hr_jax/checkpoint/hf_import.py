@@ -32,11 +32,11 @@ import ml_dtypes
 import numpy as np
 
 from hr_jax.audio import FeatureConfig
-from hr_jax.checkpoint.hf_config import config_from_hf
 from hr_jax.checkpoint.hub import AUX_FILES, hf_snapshot
 from hr_jax.checkpoint.keymap import KeyEntry, hf_key_map, leaf_shapes, to_hf_layout
 from hr_jax.checkpoint.store import HF_CONFIG_FILE, save_leaves
 from models.qwen2_5_omni.config import ThinkerConfig
+from models.qwen2_5_omni.hf_config import config_from_hf
 
 SKIP_PREFIXES = ("talker.", "token2wav.", "visual.")
 DTYPES = {"bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float16": np.float16}
@@ -283,7 +283,7 @@ def convert(
     if not config_file.is_file():
         raise ConversionError(f"{config_file} not found: not a Hugging Face checkpoint directory")
     hf_config = json.loads(config_file.read_text())
-    from hr_jax.checkpoint.phi4_config import is_phi4
+    from models.phi4mm.hf_config import is_phi4
 
     if is_phi4(hf_config):
         from hr_jax.checkpoint.phi4_import import convert_phi4

@@ -37,10 +37,10 @@ from hr_jax.checkpoint.hf_import import (
 )
 from hr_jax.checkpoint.hub import AUX_FILES, SPEECH_LORA_DIR
 from hr_jax.checkpoint.keymap import iter_leaves, leaf_shapes
-from hr_jax.checkpoint.phi4_config import phi4_config_from_hf, speech_lora_from_config
 from hr_jax.checkpoint.store import HF_CONFIG_FILE, save_leaves
 from models.phi4mm.config import Phi4Config
 from models.phi4mm.features import Phi4FeatureConfig
+from models.phi4mm.hf_config import phi4_config_from_hf, speech_lora_from_config
 
 AUDIO = "model.embed_tokens_extend.audio_embed."
 VISION_PREFIXES = ("model.embed_tokens_extend.image_embed.", "model.vision_embed_tokens.")

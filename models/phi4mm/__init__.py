@@ -21,6 +21,11 @@ class Phi4Family:
     end_of_turn = prompt.END
     default_system_prompt = None
 
+    def config_from_hf(self, hf: dict[str, Any]) -> Phi4Config:
+        from models.phi4mm.hf_config import phi4_config_from_hf
+
+        return phi4_config_from_hf(hf)
+
     def config_from_dict(self, d: dict[str, Any]) -> Phi4Config:
         return Phi4Config.from_dict(d)
 

@@ -2,7 +2,7 @@
 speech projection and the Phi-3 decoder (`models.config.TextConfig` with no q/k/v biases, partial
 rotary and LongRoPE).
 
-`hr_jax.checkpoint.phi4_config` reads both released `config.json` layouts into it.
+`models.phi4mm.hf_config` reads both released `config.json` layouts into it.
 """
 
 from __future__ import annotations

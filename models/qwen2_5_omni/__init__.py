@@ -23,6 +23,11 @@ class QwenOmniFamily:
 
     default_system_prompt = prompt.DEFAULT_SYSTEM_PROMPT
 
+    def config_from_hf(self, hf: dict[str, Any]) -> ThinkerConfig:
+        from models.qwen2_5_omni.hf_config import config_from_hf
+
+        return config_from_hf(hf)
+
     def config_from_dict(self, d: dict[str, Any]) -> ThinkerConfig:
         return ThinkerConfig.from_dict(d)
 

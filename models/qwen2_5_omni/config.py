@@ -2,7 +2,7 @@
 the whole (`ThinkerConfig`, with the shared decoder's `models.config.TextConfig`).
 
 Configs are frozen dataclasses so they can be passed to `jax.jit` as static arguments. They know
-nothing of file formats: `hr_jax.checkpoint.hf_config` maps Hugging Face `config.json` both ways.
+nothing of file formats: `models.qwen2_5_omni.hf_config` maps Hugging Face `config.json` both ways.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from typing import Any
 
 from models.activations import ACTIVATIONS
 from models.config import TextConfig
+from models.family import UnsupportedConfig
 from models.qwen2_5_omni.config import AudioConfig, ThinkerConfig
 
 # Fields spelled the same in the HF config and in `AudioConfig` / `TextConfig`, read and written as is.
@@ -15,10 +16,6 @@ AUDIO_FIELDS = ("num_mel_bins", "d_model", "encoder_layers", "encoder_attention_
                 "n_window", "output_dim", "max_source_positions")  # fmt: skip
 TEXT_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                "rms_norm_eps", "max_position_embeddings")  # fmt: skip
-
-
-class UnsupportedConfig(ValueError):
-    """A config field whose value would change the numerics in a way hr_jax does not implement."""
 
 
 def _sliding_layers(t: dict[str, Any]) -> list[int]:

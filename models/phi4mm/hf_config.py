@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hr_jax.checkpoint.hf_config import UnsupportedConfig
 from models.activations import ACTIVATIONS
 from models.config import LongRope, TextConfig
+from models.family import UnsupportedConfig
 from models.phi4mm.config import ConformerConfig, Phi4Config
 
 PHI4_MODEL_TYPES = ("phi4mm", "phi4_multimodal")
