@@ -34,6 +34,11 @@ def export_hf(
     """
     from safetensors.numpy import save_file
 
+    if not isinstance(cfg, ThinkerConfig):
+        raise ValueError(
+            f"export_hf writes Qwen2.5-Omni thinkers; this is a {cfg.family} model (Phi-4-Multimodal: "
+            "hr_jax.checkpoint.phi4_import.native_state_dict / native_config give transformers' layout)"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(base_config, (str, Path)):
