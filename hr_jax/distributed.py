@@ -210,8 +210,12 @@ def finish(timeouts: Timeouts | None = None, poll_s: float = 0.5) -> list[int]:
     client = _client()
     client.key_value_set(f"{DONE_PREFIX}{pid}", "1", allow_overwrite=True)
     if pid != 0:
+        # Leave the service now, while process 0 still hosts it (it waits for this below): in
+        # recoverable mode JAX's exit-time shutdown is no barrier, and a peer whose disconnect reaches
+        # a service already gone is terminated by JAX (SIGABRT) after finishing its work.
+        jax.distributed.shutdown()
         return []
-    silent_after = (timeouts or Timeouts.from_env()).heartbeat
+    t = timeouts or Timeouts.from_env()
     last: dict[int, tuple[str, float]] = {}
     while True:
         done = {int(k.rsplit("/", 1)[1]) for k, _ in client.key_value_dir_get(DONE_PREFIX)}
@@ -221,6 +225,11 @@ def finish(timeouts: Timeouts | None = None, poll_s: float = 0.5) -> list[int]:
         for p in pending:  # a peer that never beat at all starts its silence now
             if p not in last or last[p][0] != beats.get(p):
                 last[p] = (beats.get(p), now)
-        if all(now - last[p][1] > silent_after for p in pending):
-            return pending
+        if all(now - last[p][1] > t.heartbeat for p in pending):
+            break
         time.sleep(poll_s)
+    finished = [p for p in range(1, n) if p not in pending]
+    deadline = time.monotonic() + t.shutdown
+    while time.monotonic() < deadline and set(client.get_live_nodes(list(range(n)))) & set(finished):
+        time.sleep(poll_s)  # the finished peers are disconnecting
+    return pending

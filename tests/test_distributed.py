@@ -12,14 +12,20 @@ from hr_jax.distributed import DistributedError, Timeouts, finish, launch_from_e
 class FakeClient:
     """The coordination service's key-value store, as `finish` uses it."""
 
-    def __init__(self, store: dict[str, str]):
+    def __init__(self, store: dict[str, str], live_polls: int = 0):
         self.store = store
+        self.live_polls = live_polls  # how many more polls the finished peer stays connected
+        self.polls = 0
 
     def key_value_set(self, key: str, value: str, allow_overwrite: bool = False) -> None:
         self.store[key] = value
 
     def key_value_dir_get(self, prefix: str) -> list[tuple[str, str]]:
         return [(k, v) for k, v in self.store.items() if k.startswith(prefix)]
+
+    def get_live_nodes(self, process_ids: list[int]) -> dict[int, int]:
+        self.polls += 1
+        return {0: 100, 1: 101} if self.polls <= self.live_polls else {0: 100}
 
 
 @pytest.fixture
@@ -56,3 +62,10 @@ def test_process_zero_returns_no_loss_when_every_peer_finished(two_processes, mo
     monkeypatch.setattr(distributed, "_client", lambda: client)
     assert finish(Timeouts(heartbeat=0), poll_s=0.01) == []
     assert client.store["hr_jax/done/0"] == "1"
+
+
+def test_process_zero_waits_until_finished_peers_have_disconnected(two_processes, monkeypatch):
+    client = FakeClient({"hr_jax/done/1": "1", "hr_jax/beat/1": "7"}, live_polls=3)
+    monkeypatch.setattr(distributed, "_client", lambda: client)
+    assert finish(Timeouts(heartbeat=0, shutdown=30), poll_s=0.01) == []
+    assert client.polls == 4  # it returned on the first poll that no longer saw peer 1
