@@ -176,16 +176,27 @@ def _client() -> Any:
     return distributed.global_state.client
 
 
+_BEATS_STOP = threading.Event()
+_BEATS: list[threading.Thread] = []
+
+
 def _beat(client: Any, pid: int, every_s: float) -> None:
-    """Bumps this process's beat in the key-value store until the process ends (a daemon thread)."""
+    """Bumps this process's beat in the key-value store until `finish` stops it or the process ends (a
+    daemon thread; it must be stopped before the client is shut down, never use it afterwards)."""
     count = 0
-    while True:
+    while not _BEATS_STOP.is_set():
         count += 1
         try:
             client.key_value_set(f"{BEAT_PREFIX}{pid}", str(count), allow_overwrite=True)
         except Exception:  # the service is gone: nothing left to tell
             return
-        time.sleep(every_s)
+        _BEATS_STOP.wait(every_s)
+
+
+def _stop_beats() -> None:
+    _BEATS_STOP.set()
+    for thread in _BEATS:
+        thread.join(timeout=10)
 
 
 def start_beats(every_s: float = 1.0) -> None:
@@ -194,7 +205,10 @@ def start_beats(every_s: float = 1.0) -> None:
 
     if jax.process_count() > 1:
         client = _client()
-        threading.Thread(target=_beat, args=(client, jax.process_index(), every_s), daemon=True).start()
+        _BEATS_STOP.clear()
+        thread = threading.Thread(target=_beat, args=(client, jax.process_index(), every_s), daemon=True)
+        thread.start()
+        _BEATS.append(thread)
 
 
 def finish(timeouts: Timeouts | None = None, poll_s: float = 0.5) -> list[int]:
@@ -210,6 +224,7 @@ def finish(timeouts: Timeouts | None = None, poll_s: float = 0.5) -> list[int]:
     client = _client()
     client.key_value_set(f"{DONE_PREFIX}{pid}", "1", allow_overwrite=True)
     if pid != 0:
+        _stop_beats()  # the beat thread must not touch the client once it is shut down
         # Leave the service now, while process 0 still hosts it (it waits for this below): in
         # recoverable mode JAX's exit-time shutdown is no barrier, and a peer whose disconnect reaches
         # a service already gone is terminated by JAX (SIGABRT) after finishing its work.
