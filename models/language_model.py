@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from models.decoder import rms_norm
+from models.decoder import prefill_layers, rms_norm
 
 
 def positions_from_mask(attention_mask: jax.Array) -> jax.Array:
@@ -32,3 +32,11 @@ def lm_logits(params: Any, cfg: Any, h: jax.Array) -> jax.Array:
     x = rms_norm(h, params.norm, cfg.text.rms_norm_eps)
     w = params.embed.T if params.lm_head is None else params.lm_head
     return jnp.einsum("...d,dv->...v", x, w, preferred_element_type=jnp.float32)
+
+
+def forward_from_embeds(params: Any, cfg: Any, h: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """Unpruned logits at every position `[B, L, V]` (float32) from the input embeddings `h [B, L, D]`
+    (audio spliced in), through every decoder layer. Differentiable in `params`."""
+    valid = attention_mask.astype(bool)
+    h, _, _ = prefill_layers(h, params.layers, cfg.text, positions_from_mask(attention_mask), valid)
+    return lm_logits(params, cfg, h)

@@ -24,7 +24,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -110,8 +110,10 @@ def _scan(hf_dir: Path, omni: bool) -> dict[str, TensorRef]:
     return found
 
 
-def _check(found: dict[str, TensorRef], entries: list[KeyEntry]) -> None:
-    expected = {e.hf_key: e for e in entries}
+def check_tensor_names(found: dict[str, TensorRef], expected: Iterable[str]) -> None:
+    """ConversionError naming the first tensor found that nothing expects, then the first one expected
+    and not found (in `expected`'s order)."""
+    expected = list(expected)
     unknown = sorted(set(found) - set(expected))
     if unknown:
         more = f" (and {len(unknown) - 1} more: {unknown[1:6]})" if len(unknown) > 1 else ""
@@ -122,6 +124,11 @@ def _check(found: dict[str, TensorRef], entries: list[KeyEntry]) -> None:
     if missing:
         more = f" (and {len(missing) - 1} more: {missing[1:6]})" if len(missing) > 1 else ""
         raise ConversionError(f"missing tensor {missing[0]!r}{more}")
+
+
+def _check(found: dict[str, TensorRef], entries: list[KeyEntry]) -> None:
+    expected = {e.hf_key: e for e in entries}
+    check_tensor_names(found, expected)
     for k, e in expected.items():
         if found[k].shape != e.hf_shape:
             raise ConversionError(

@@ -33,6 +33,7 @@ from hr_jax.checkpoint.hf_import import (
     SafetensorsFiles,
     TensorRef,
     atomic_dir,
+    check_tensor_names,
     safetensors_files,
 )
 from hr_jax.checkpoint.hub import AUX_FILES, SPEECH_LORA_DIR
@@ -311,16 +312,7 @@ def _check(cfg: Phi4Config, found: dict[str, TensorRef], lora: Lora | None) -> N
             else:  # a slice of a fused [out, in] tensor: check the whole tensor once
                 hf_shape = None
             expected.setdefault(name, hf_shape)
-    unknown = sorted(set(found) - set(expected))
-    if unknown:
-        more = f" (and {len(unknown) - 1} more: {unknown[1:6]})" if len(unknown) > 1 else ""
-        raise ConversionError(
-            f"unknown tensor {found[unknown[0]].key!r} in {found[unknown[0]].file.name}{more}"
-        )
-    missing = [k for k in expected if k not in found]
-    if missing:
-        more = f" (and {len(missing) - 1} more: {missing[1:6]})" if len(missing) > 1 else ""
-        raise ConversionError(f"missing tensor {missing[0]!r}{more}")
+    check_tensor_names(found, expected)
     t = cfg.text
     fused = {
         "self_attn.qkv_proj": (

@@ -24,7 +24,7 @@ from hr_jax.sharding import CacheSharding
 from models.decoder import decode_layers, decode_layout, prefill_layers, rope_tables, unstack_layers
 from models.family import family_of
 from models.kv_cache import KVCache, PrunedKVCache
-from models.language_model import lm_logits, positions_from_mask
+from models.language_model import forward_from_embeds, lm_logits, positions_from_mask
 from models.qwen2_5_omni.config import ThinkerConfig
 from models.qwen2_5_omni.params import ThinkerParams
 
@@ -166,9 +166,7 @@ def forward_core(
 ) -> jax.Array:
     """Unpruned logits at every position `[B, L, V]` (float32; parity checks), for any family."""
     h = family_of(cfg).embed_inputs(params, cfg, input_ids, input_features, feature_attention_mask)
-    valid = attention_mask.astype(bool)
-    h, _, _ = prefill_layers(h, params.layers, cfg.text, positions_from_mask(attention_mask), valid)
-    return lm_logits(params, cfg, h)
+    return forward_from_embeds(params, cfg, h, attention_mask)
 
 
 # ----------------------------------------------------------------------------------------------
