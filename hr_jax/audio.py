@@ -17,6 +17,7 @@ from models.qwen2_5_omni.features import (  # noqa: F401 - re-exported: Qwen's f
     PREPROCESSOR_CONFIG_FILE,
     FeatureConfig,
     check_feature_length,
+    clip_features,
     extract_features,
     log_mel,
     num_feature_frames,

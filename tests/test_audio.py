@@ -10,6 +10,7 @@ from hr_jax.audio import (
     SAMPLE_RATE,
     FeatureConfig,
     check_length,
+    clip_features,
     extract_features,
     load_audio,
     log_mel,
@@ -135,6 +136,15 @@ def test_rows_do_not_depend_on_the_rest_of_the_batch():
         own_feats, own_mask = extract_features([w], RELEASED)
         np.testing.assert_array_equal(mask[row], own_mask[0])
         np.testing.assert_array_equal(feats[row], own_feats[0])
+
+
+@pytest.mark.parametrize("n", [201, 16_000, 35_123, 4_800_000 - 50, 4_800_000])
+def test_clip_features_are_the_valid_frames_of_the_padded_features(n):
+    w = _speech_like(n, seed=3)
+    feats, mask = extract_features([w], RELEASED)
+    got = clip_features(w, RELEASED)
+    assert got.shape == (128, int(mask.sum())) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, feats[0, :, : int(mask.sum())])
 
 
 def test_log_mel_is_whisper_log_mel_of_unpadded_samples(reference):

@@ -228,15 +228,37 @@ def extract_features(
     features = np.empty((len(rows), fe.feature_size, n_frames), dtype=np.float32)
     mask = np.zeros((len(rows), n_frames), dtype=np.int32)
     for b, w in enumerate(rows):
-        n = w.shape[0]
-        own_len = min(fe.n_samples, num_feature_frames(n + N_FFT) * HOP_LENGTH)
-        spec = _log_mel_unnormalised(np.pad(w, (0, own_len - n)), fe.feature_size)
-        floor = spec.max() - _DYNAMIC_RANGE
-        own_frames = spec.shape[1]
-        features[b, :, :own_frames] = (np.maximum(spec, floor) + 4.0) / 4.0
-        features[b, :, own_frames:] = (max(math.log10(_LOG_FLOOR), floor) + 4.0) / 4.0
-        mask[b, : num_feature_frames(n)] = 1
+        own, pad_value = _own_frames(w, fe)
+        features[b, :, : own.shape[1]] = own
+        features[b, :, own.shape[1] :] = pad_value
+        mask[b, : num_feature_frames(w.shape[0])] = 1
     return features, mask
+
+
+def _own_frames(w: np.ndarray, fe: FeatureConfig) -> tuple[np.ndarray, float]:
+    """The frames of `w` that see its samples (`[mel, f]`), and the value every later frame takes."""
+    n = w.shape[0]
+    own_len = min(fe.n_samples, num_feature_frames(n + N_FFT) * HOP_LENGTH)
+    spec = _log_mel_unnormalised(np.pad(w, (0, own_len - n)), fe.feature_size)
+    floor = spec.max() - _DYNAMIC_RANGE
+    own = ((np.maximum(spec, floor) + 4.0) / 4.0).astype(np.float32)
+    return own, (max(math.log10(_LOG_FLOOR), floor) + 4.0) / 4.0
+
+
+def clip_features(waveform: np.ndarray, fe: FeatureConfig | None = None) -> np.ndarray:
+    """`[mel, ceil(n / 160)]` float32: the valid frames of `extract_features([waveform])`, computed
+    without the `[mel, nb_max_frames]` padding (the training stream's front end; a 2 s clip costs its
+    own 200 frames, not 30,000)."""
+    fe = fe or FeatureConfig()
+    w = np.asarray(waveform)
+    if w.ndim != 1 or w.shape[0] == 0:
+        raise ValueError(f"waveform must be non-empty 1-D [n], got shape {w.shape}")
+    check_feature_length(w.shape[0], fe)
+    own, pad_value = _own_frames(w, fe)
+    frames = num_feature_frames(w.shape[0])
+    if own.shape[1] < frames:  # only at the length cap: frames past the STFT's own see padding
+        own = np.pad(own, ((0, 0), (0, frames - own.shape[1])), constant_values=pad_value)
+    return own[:, :frames]
 
 
 @dataclasses.dataclass(frozen=True)
