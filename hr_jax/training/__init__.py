@@ -25,8 +25,19 @@ compilation cache under the run directory makes a resumed run skip the compiles)
 a pure function of (data seed, step), so a resumed run sees exactly the batches an uninterrupted one
 would.
 
-Modules: `config` (the run: model, optimiser, data), `data` (the stream), `loop` (initialisation,
-loss, optimiser, the resumable loop), `export` (HF export, accuracy check), `__main__` (the CLI).
+Stages. `--stage` says what a run trains: "encoder" the audio encoder alone through its training
+heads (CTC over the spoken words, a class per audio token; the decoder is not run, and `--tasks` may
+list "speech": short speech-only clips of `hr_jax.synth.utterances`); "decoder" the whole model on
+replies with the encoder at `--encoder-lr-scale` of the learning rate (0: frozen); "joint" everything.
+A staged recipe is one run per stage, each `--init-from` the previous run or its milestone
+(`milestone`). `--eval-every N` scores a fixed held-out set every N steps (`heldout`) and logs it;
+`--heldout SEED` scores a run's latest checkpoint on clips of an unseen seed (a gate), and
+`--milestone DIR --base CKPT` writes what a passed gate commits.
+
+Modules: `config` (the run: model, optimiser, data, stage), `data` (the stream), `objective` (losses
+and training heads), `loop` (initialisation, optimiser, the resumable loop), `heldout` (held-out
+scoring), `milestone` (where a run starts; what a gate commits), `export` (HF export, accuracy
+check), `__main__` (the CLI).
 
 Checkpoints. Every `--save-every` steps an orbax checkpoint of (step, params, optimizer state) is
 written under `<out>/ckpt`; rerunning the same command resumes from the latest one exactly. Logs: a
@@ -39,6 +50,13 @@ CLI::
     python -m hr_jax.training --out runs/synth --export runs/synth/hf  # HF thinker checkpoint + tokenizer
     python -m convert.hf_to_jax --hf-dir runs/synth/hf --out hr_jax/assets/synth_model --dtype float32
     python -m hr_jax.training --accuracy hr_jax/assets/synth_model --data data/synth/test --n 30
+    # staged: stage A (encoder hears), its gate on an unseen seed, its milestone; stage B from it
+    python -m hr_jax.training --out runs/a --init-from hr_jax/assets/synth_model --stage encoder \
+        --tasks speech,speech,digits,gender --min-seconds 1 --max-seconds 4 --eval-every 500
+    python -m hr_jax.training --out runs/a --heldout 777 --n 400 \
+        --milestone bench/training/stage_a --base hr_jax/assets/synth_model
+    python -m hr_jax.training --out runs/b --init-from bench/training/stage_a --stage decoder \
+        --encoder-lr-scale 0 --transcribe-prob 0.2
 """
 
 from hr_jax.training.config import TrainConfig, demo_model

@@ -12,7 +12,9 @@ from pathlib import Path
 from hr_jax.training import __doc__ as TRAINING_DOC
 from hr_jax.training.config import PROMPT_STYLES, TrainConfig, demo_model
 from hr_jax.training.export import accuracy, export_run
+from hr_jax.training.heldout import score_run
 from hr_jax.training.loop import train
+from hr_jax.training.milestone import write_milestone
 
 SPECIAL_FLAGS = ("tasks", "model", "curriculum")  # TrainConfig fields parsed by hand
 
@@ -28,6 +30,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--style", choices=PROMPT_STYLES, default="eval", help="prompt style for --accuracy")
     p.add_argument("--json", help="write the --accuracy result here")
     p.add_argument("--eval-batch-size", type=int, default=16, help="batch size for --accuracy")
+    p.add_argument(
+        "--heldout",
+        type=int,
+        metavar="SEED",
+        default=None,
+        help="score the latest checkpoint on --n (default 400) held-out clips of SEED; exit",
+    )
+    p.add_argument(
+        "--milestone",
+        metavar="DIR",
+        default=None,
+        help="write the latest checkpoint as a milestone (what a passed gate commits); exit",
+    )
+    p.add_argument("--base", default=None, help="for --milestone: the checkpoint the run started from")
+    p.add_argument("--workers", type=int, default=1, help="processes rendering clips")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps of this call")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
@@ -68,6 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.export:
         print(export_run(a.out, a.export))
         return 0
+    if a.heldout is not None or a.milestone:
+        res = score_run(a.out, a.heldout, a.n or 400) if a.heldout is not None else None
+        if res is not None:
+            print(json.dumps(res, indent=1))
+            if a.json:
+                Path(a.json).write_text(json.dumps(res, indent=1) + "\n")
+        if a.milestone:
+            if not a.base:
+                p.error("--milestone needs --base (the checkpoint the run started from)")
+            print(write_milestone(a.out, a.milestone, a.base, res))
+        return 0
     kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in SPECIAL_FLAGS}
     kw["tasks"] = tuple(t for t in a.tasks.split(",") if t)
     stages = [c.split(":") for c in a.curriculum.split(",") if c]
@@ -76,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = json.loads(a.model)
         kw["model"] = demo_model(overrides.get("text"), overrides.get("audio"))
     summary = train(TrainConfig(**kw), a.out, stop_after=a.stop_after, progress=not a.no_progress,
-                    init_from=a.init_from, cache_dir=a.cache_dir)  # fmt: skip
+                    init_from=a.init_from, cache_dir=a.cache_dir, workers=a.workers)  # fmt: skip
     print(json.dumps(summary))
     return 0
 

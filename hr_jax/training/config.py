@@ -16,6 +16,11 @@ FRAME_MULTIPLE = 400  # mel-frame bucket: two encoder windows of the released n_
 TEXT_CAP = 160  # non-audio tokens (system prompt, instruction, reply) a bucket leaves room for
 CTC_SLOTS = 64  # spoken-word tokens a row's CTC target holds; longer transcripts are truncated
 PROMPT_STYLES = ("synth", "eval")
+SPEECH_CLIPS = "speech"  # a `tasks` entry drawing `hr_jax.synth.utterances` clips (stage "encoder" only)
+# What a step trains: "encoder" the audio encoder alone through its training heads (CTC over the words,
+# class per audio token), the decoder not run; "decoder" the whole model on replies, the encoder at
+# `encoder_lr_scale` of the learning rate (0: frozen); "joint" everything on every loss.
+TRAIN_STAGES = ("encoder", "decoder", "joint")
 
 
 def demo_model(text: dict[str, Any] | None = None, audio: dict[str, Any] | None = None) -> ThinkerConfig:
@@ -71,8 +76,15 @@ class TrainConfig:
 
     Objective: the reply cross-entropy, plus `label_weight` times the per-audio-token classification
     loss and `ctc_weight` times the CTC loss of the spoken words (heads on the audio encoder's output
-    that exist only in training, `hr_jax.training.labels`). A share `describe_prob` of the examples
-    asks to describe the clip instead of the task's question; `target_slots` reply tokens are scored.
+    that exist only in training, `hr_jax.training.labels`). Instead of the task's question, a share
+    `describe_prob` of the examples asks to describe the clip and a share `transcribe_prob` to
+    transcribe all its speech; `target_slots` reply tokens are scored.
+
+    Stage: `stage` (one of `TRAIN_STAGES`) says which parts train on which losses; a staged recipe is
+    one run per stage, each started `--init-from` the previous run. The audio encoder learns at
+    `encoder_lr_scale` times the learning rate (its output projection belongs to the decoder side).
+    Every `eval_every` steps the run scores a fixed held-out set (`eval_seed`, `eval_clips` clips) and
+    logs it: CTC word accuracy and per-token class accuracy in stage "encoder", else reply exact match.
 
     Curriculum: `curriculum` lists stages `(steps, min_seconds, max_seconds, batch_size)` run in order
     (their steps sum to `steps`, each a multiple of `group`); without it, one stage of `steps` steps
@@ -96,14 +108,42 @@ class TrainConfig:
     tasks: tuple[str, ...] = ()  # () = all of hr_jax.synth.TASK_NAMES
     group: int = 4  # batches rendered, sorted by length and bucketed together
     curriculum: tuple[tuple[int, float, float, int], ...] = ()
+    # what trains
+    stage: str = "joint"
+    encoder_lr_scale: float = 1.0
     # objective
     describe_prob: float = 0.3
+    transcribe_prob: float = 0.0
     target_slots: int = 48
     label_weight: float = 0.5
     ctc_weight: float = 0.3
     # bookkeeping
     save_every: int = 50
     log_every: int = 1
+    eval_every: int = 0  # 0: no held-out scoring during the run
+    eval_seed: int = 5678  # the dev split's seed
+    eval_clips: int = 96
+
+    def __post_init__(self) -> None:
+        if self.stage not in TRAIN_STAGES:
+            raise ValueError(f"stage={self.stage!r}; one of {TRAIN_STAGES}")
+        if not 0.0 <= self.encoder_lr_scale:
+            raise ValueError(f"encoder_lr_scale={self.encoder_lr_scale} must be >= 0")
+        if SPEECH_CLIPS in self.tasks and self.stage != "encoder":
+            raise ValueError(
+                f"tasks entry {SPEECH_CLIPS!r} (utterances without a question) needs stage 'encoder'"
+            )
+        if self.stage == "encoder" and self.encoder_lr_scale == 0.0:
+            raise ValueError("stage 'encoder' with encoder_lr_scale=0 trains nothing")
+        if not (
+            0.0 <= self.describe_prob
+            and 0.0 <= self.transcribe_prob
+            and self.describe_prob + self.transcribe_prob <= 1.0
+        ):
+            raise ValueError(
+                f"describe_prob={self.describe_prob} and transcribe_prob={self.transcribe_prob} must be "
+                ">= 0 and sum to at most 1"
+            )
 
     @property
     def vocab_size(self) -> int:

@@ -19,21 +19,31 @@ from typing import Any
 import numpy as np
 from transformers import AutoTokenizer
 
-from hr_jax.audio import extract_features
+from hr_jax.audio import clip_features
 from hr_jax.eval import prompts as eval_prompts
 from hr_jax.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT, prompt_ids
 from hr_jax.synth import corpus, format_prompt, make_example
+from hr_jax.synth.utterances import make_utterance
 from hr_jax.tokenizer import build_tokenizer
 from hr_jax.training.config import (
     CTC_SLOTS,
     FRAME_MULTIPLE,
     PROMPT_STYLES,
     SEQ_MULTIPLE,
+    SPEECH_CLIPS,
     TEXT_CAP,
     Stage,
     TrainConfig,
 )
-from hr_jax.training.labels import DESCRIBE_PROMPT, TOKEN_CLASSES, describe, spoken_words, token_labels
+from hr_jax.training.labels import (
+    DESCRIBE_PROMPT,
+    TOKEN_CLASSES,
+    TRANSCRIBE_PROMPT,
+    describe,
+    spoken_words,
+    token_labels,
+    transcribe,
+)
 from models.qwen2_5_omni.config import num_audio_tokens
 
 
@@ -79,26 +89,35 @@ def _worker_tokenizer(tok_dir: str):
 def render_clip(
     task: str, k: int, seed: int, min_s: float, max_s: float, cache_dir: str | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Clip `k` of `task` in the train split: log-mel `[mel, frames]` (float16) and its record. With
-    `cache_dir`, each clip is rendered once and read back from `<cache_dir>/train-<seed>-<min>-<max>/`."""
+    """Clip `k` of `task` in the train split (`task` "speech": utterance `k`, `hr_jax.synth.utterances`):
+    log-mel `[mel, frames]` (float16) and its record. With `cache_dir`, each clip is rendered once and
+    read back from `<cache_dir>/train-<seed>-<min>-<max>/`."""
     path = None
     if cache_dir:
         path = os.path.join(cache_dir, f"train-{seed}-{min_s:g}-{max_s:g}", task, f"{k:07d}.npz")
         if os.path.exists(path):
             with np.load(path) as z:
                 return z["features"], json.loads(str(z["record"]))
-    try:
-        wave, rec = make_example(task, k, split="train", seed=seed, min_seconds=min_s, max_seconds=max_s)
-    except ValueError:  # the informative audio does not fit in max_s: allow a longer clip
-        wave, rec = make_example(task, k, split="train", seed=seed, min_seconds=min_s, max_seconds=2 * max_s)
-    feats, fmask = extract_features([wave])
-    features = feats[0, :, : int(fmask.sum())].astype(np.float16)
+    wave, rec = render_wave(task, k, seed, min_s, max_s, split="train")
+    features = clip_features(wave).astype(np.float16)
     if path:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp.npz"
         np.savez(tmp, features=features, record=json.dumps(rec))
         os.replace(tmp, path)  # a reader never sees half a file
     return features, rec
+
+
+def render_wave(
+    task: str, k: int, seed: int, min_s: float, max_s: float, split: str = "train"
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The waveform and record of clip `k` of `task` (or utterance `k` for "speech")."""
+    if task == SPEECH_CLIPS:
+        return make_utterance(k, seed, min_s, max_s)
+    try:
+        return make_example(task, k, split=split, seed=seed, min_seconds=min_s, max_seconds=max_s)
+    except ValueError:  # the informative audio does not fit in max_s: allow a clip as long as it needs
+        return make_example(task, k, split=split, seed=seed, min_seconds=min_s, max_seconds=2 * max_s + 8.0)
 
 
 def clip_index(index: int, tasks: Sequence[str]) -> int:
@@ -113,30 +132,36 @@ def clip_index(index: int, tasks: Sequence[str]) -> int:
 def make_train_example(
     tok, index: int, tasks: Sequence[str], tcfg: TrainConfig, stage: Stage, cache_dir: str | None = None
 ) -> dict[str, Any]:
-    """Stream example `index` (of `stage`): prompt ids, reply ids, log-mel `[mel, frames]` (float16),
-    the class of each audio token, the spoken words' token ids (CTC target) and the task."""
+    """Stream example `index` (of `stage`): log-mel `[mel, frames]` (float16), the class of each audio
+    token, the spoken words' token ids (CTC target), the task, and (but in training stage "encoder")
+    prompt ids and reply ids."""
     task = tasks[index % len(tasks)]
     features, rec = render_clip(
         task, clip_index(index, tasks), tcfg.data_seed, stage.min_seconds, stage.max_seconds, cache_dir
     )
-    rng = np.random.default_rng([tcfg.data_seed, index, 17])
-    if rng.random() < tcfg.describe_prob:
-        prompt, target = DESCRIBE_PROMPT, describe(rec["timeline"])
-    else:
-        prompt, target = prompt_for(rec, PROMPT_STYLES[int(rng.integers(len(PROMPT_STYLES)))]), rec["target"]
     n_audio = num_audio_tokens(features.shape[1])
-    ids = prompt_ids(tok, prompt, n_audio, DEFAULT_SYSTEM_PROMPT)
-    reply = list(tok(target + "<|im_end|>", add_special_tokens=False)["input_ids"])[: tcfg.target_slots]
     words = spoken_words(rec["timeline"])
-    ctc = list(tok(words, add_special_tokens=False)["input_ids"])[:CTC_SLOTS] if words else []
-    return {
-        "prompt": np.asarray(ids, np.int32),
-        "reply": np.asarray(reply, np.int32),
+    heads = {
         "features": features,
         "labels": token_labels(rec["timeline"], n_audio),
-        "ctc": np.asarray(ctc, np.int32),
+        "ctc": np.asarray(
+            tok(words, add_special_tokens=False)["input_ids"][:CTC_SLOTS] if words else [], np.int32
+        ),
         "task": task,
     }
+    if tcfg.stage == "encoder":  # no prompt: the decoder is not run
+        return heads
+    rng = np.random.default_rng([tcfg.data_seed, index, 17])
+    draw = rng.random()
+    if draw < tcfg.describe_prob:
+        prompt, target = DESCRIBE_PROMPT, describe(rec["timeline"])
+    elif draw < tcfg.describe_prob + tcfg.transcribe_prob:
+        prompt, target = TRANSCRIBE_PROMPT, transcribe(rec["timeline"])
+    else:
+        prompt, target = prompt_for(rec, PROMPT_STYLES[int(rng.integers(len(PROMPT_STYLES)))]), rec["target"]
+    ids = prompt_ids(tok, prompt, n_audio, DEFAULT_SYSTEM_PROMPT)
+    reply = list(tok(target + "<|im_end|>", add_special_tokens=False)["input_ids"])[: tcfg.target_slots]
+    return {"prompt": np.asarray(ids, np.int32), "reply": np.asarray(reply, np.int32), **heads}
 
 
 def make_group(
@@ -164,36 +189,49 @@ def collate(
     """
     b = len(examples)
     n = [e["prompt"].size + e["reply"].size for e in examples]
-    frames = max(e["features"].shape[1] for e in examples)
-    t = -(-frames // FRAME_MULTIPLE) * FRAME_MULTIPLE
-    na = num_audio_tokens(t)
+    out = collate_audio(examples, n_mels)
+    na = out["labels"].shape[1]
     # one sequence length per frame bucket (few compiles); longer rows (rare) round up further
     length = -(-max(na + TEXT_CAP, max(n)) // SEQ_MULTIPLE) * SEQ_MULTIPLE
-    out = {
+    out |= {
         "input_ids": np.full((b, length), pad_id, np.int32),
         "attention_mask": np.zeros((b, length), np.int32),
-        "input_features": np.zeros((b, n_mels, t), np.float32),
-        "feature_attention_mask": np.zeros((b, t), np.int32),
         "targets": np.zeros((b, target_slots), np.int32),
         "target_pos": np.zeros((b, target_slots), np.int32),
         "target_w": np.zeros((b, target_slots), np.float32),
-        "labels": np.zeros((b, na), np.int32),
-        "labels_w": np.zeros((b, na), np.float32),
-        "ctc": np.zeros((b, CTC_SLOTS), np.int32),
-        "ctc_w": np.zeros((b, CTC_SLOTS), np.float32),
     }
     for i, e in enumerate(examples):
         seq = np.concatenate([e["prompt"], e["reply"]])
         off = length - seq.size
         out["input_ids"][i, off:] = seq
         out["attention_mask"][i, off:] = 1
-        f = e["features"].shape[1]
-        out["input_features"][i, :, :f] = e["features"]
-        out["feature_attention_mask"][i, :f] = 1
         r = e["reply"].size
         out["targets"][i, :r] = e["reply"]
         out["target_pos"][i, :r] = off + e["prompt"].size - 1 + np.arange(r)
         out["target_w"][i, :r] = 1
+    return out
+
+
+def collate_audio(examples: Sequence[dict[str, Any]], n_mels: int = 128) -> dict[str, np.ndarray]:
+    """The audio half of a batch (all that training stage "encoder" reads): `input_features
+    [B, mel, T]` with `feature_attention_mask [B, T]` (T the frames rounded up to `FRAME_MULTIPLE`),
+    `labels [B, Na]` with `labels_w`, `ctc [B, CTC_SLOTS]` with `ctc_w` (see `collate`)."""
+    b = len(examples)
+    frames = max(e["features"].shape[1] for e in examples)
+    t = -(-frames // FRAME_MULTIPLE) * FRAME_MULTIPLE
+    na = num_audio_tokens(t)
+    out = {
+        "input_features": np.zeros((b, n_mels, t), np.float32),
+        "feature_attention_mask": np.zeros((b, t), np.int32),
+        "labels": np.zeros((b, na), np.int32),
+        "labels_w": np.zeros((b, na), np.float32),
+        "ctc": np.zeros((b, CTC_SLOTS), np.int32),
+        "ctc_w": np.zeros((b, CTC_SLOTS), np.float32),
+    }
+    for i, e in enumerate(examples):
+        f = e["features"].shape[1]
+        out["input_features"][i, :, :f] = e["features"]
+        out["feature_attention_mask"][i, :f] = 1
         k = e["labels"].size
         out["labels"][i, :k], out["labels_w"][i, :k] = e["labels"], 1
         c = e["ctc"].size
@@ -245,7 +283,9 @@ class DataStream:
         bs = c.stage_at(self.step).batch_size
         exs = self.cache[1][j * bs : (j + 1) * bs]
         self.step += 1
-        return collate(exs, self.pad_id, c.target_slots), [e["task"] for e in exs]
+        if c.stage == "encoder":
+            return collate_audio(exs, c.model.audio.num_mel_bins), [e["task"] for e in exs]
+        return collate(exs, self.pad_id, c.target_slots, c.model.audio.num_mel_bins), [e["task"] for e in exs]
 
     def close(self) -> None:
         for f in self.futures.values():

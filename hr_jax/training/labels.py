@@ -33,6 +33,8 @@ TOKEN_CLASSES: tuple[str, ...] = (
 )
 CLASS_INDEX = {name: i for i, name in enumerate(TOKEN_CLASSES)}
 DESCRIBE_PROMPT = "Describe the clip: list every sound you hear, in time order."
+TRANSCRIBE_PROMPT = "Transcribe all speech in the clip."
+NO_SPEECH = "no speech"
 
 
 def token_labels(timeline: Sequence[dict[str, Any]], num_tokens: int) -> np.ndarray:
@@ -49,6 +51,11 @@ def token_labels(timeline: Sequence[dict[str, Any]], num_tokens: int) -> np.ndar
 def spoken_words(timeline: Sequence[dict[str, Any]]) -> str:
     """Every word spoken in the clip, in time order."""
     return " ".join(e["text"] for e in timeline if e["kind"] == "speech" and e.get("text"))
+
+
+def transcribe(timeline: Sequence[dict[str, Any]]) -> str:
+    """The "transcribe all speech" reply: every word spoken, in time order, or ``"no speech"``."""
+    return spoken_words(timeline) or NO_SPEECH
 
 
 def describe(timeline: Sequence[dict[str, Any]]) -> str:

@@ -27,33 +27,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from flax import struct
 from tqdm import tqdm
 
-from hr_jax.checkpoint import load_params
 from hr_jax.training.config import TrainConfig
 from hr_jax.training.data import DataStream, build_run_tokenizer, load_tokenizer
+from hr_jax.training.heldout import HeldOut
 from hr_jax.training.labels import TOKEN_CLASSES
-from models.decoder import prefill_layers
-from models.language_model import lm_logits, positions_from_mask, splice_audio
+from hr_jax.training.milestone import init_tokenizer_dir, initial_params
+from hr_jax.training.objective import AudioHeads, encoder_loss_fn, loss_fn
 from models.params import init_params, normal
-from models.qwen2_5_omni.audio_encoder import encode_audio
 from models.qwen2_5_omni.config import ThinkerConfig
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                    "chat_template.json", "preprocessor_config.json")  # fmt: skip
-
-
-@struct.dataclass
-class AudioHeads:
-    """Training-only heads on the audio encoder's output `[B, Na, D]` (never exported): a class per
-    audio token (`hr_jax.training.labels.TOKEN_CLASSES`) and CTC over the text vocabulary (blank = 0,
-    token id t at t + 1)."""
-
-    cls_w: jax.Array  # [D, classes]
-    cls_b: jax.Array  # [classes]
-    ctc_w: jax.Array  # [D, V + 1]
-    ctc_b: jax.Array  # [V + 1]
 
 
 def init_model(tcfg: TrainConfig):
@@ -82,69 +68,50 @@ def init_train_params(tcfg: TrainConfig) -> tuple[ThinkerConfig, dict[str, Any]]
     return cfg, {"model": model, "heads": heads}
 
 
-def _masked_mean(x: jax.Array, w: jax.Array) -> jax.Array:
-    return (x * w).sum() / jnp.maximum(w.sum(), 1.0)
-
-
-def loss_fn(params: dict[str, Any], cfg: ThinkerConfig, batch: dict[str, Any], weights: tuple[float, float]):
-    """The objective (see `TrainConfig`) and its parts: reply cross-entropy, per-row exact match of the
-    reply's argmax, audio-token classification loss and accuracy, CTC loss per spoken word."""
-    model, heads = params["model"], params["heads"]
-    num_frames = batch["feature_attention_mask"].sum(-1)
-    audio, n_audio = encode_audio(model.audio, cfg.audio, batch["input_features"], num_frames)
-    h = splice_audio(model, cfg, batch["input_ids"], audio)
-    am = batch["attention_mask"]
-    h, _, _ = prefill_layers(h, model.layers, cfg.text, positions_from_mask(am), am.astype(bool))
-    hs = jnp.take_along_axis(h, batch["target_pos"][..., None], axis=1)  # [B, S, D]
-    logits = lm_logits(model, cfg, hs)  # [B, S, V] float32
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.take_along_axis(logp, batch["targets"][..., None], axis=-1)[..., 0]
-    w = batch["target_w"]
-    reply = _masked_mean(nll, w)
-    hit = (logits.argmax(-1) == batch["targets"]) | (w == 0)
-
-    tokens = audio[:, : batch["labels"].shape[1]].astype(jnp.float32)  # [B, Na, D]
-    cls_logits = tokens @ heads.cls_w + heads.cls_b
-    cls_nll = -jnp.take_along_axis(jax.nn.log_softmax(cls_logits), batch["labels"][..., None], axis=-1)[
-        ..., 0
-    ]
-    cls_loss = _masked_mean(cls_nll, batch["labels_w"])
-    cls_acc = _masked_mean((cls_logits.argmax(-1) == batch["labels"]).astype(jnp.float32), batch["labels_w"])
-
-    ctc_logits = tokens @ heads.ctc_w + heads.ctc_b
-    logit_pad = (jnp.arange(tokens.shape[1])[None] >= n_audio[:, None]).astype(jnp.float32)
-    per_row = optax.ctc_loss(ctc_logits, logit_pad, batch["ctc"] + 1, 1.0 - batch["ctc_w"], blank_id=0)
-    n_words = batch["ctc_w"].sum(-1)
-    ctc_loss = (per_row * (n_words > 0)).sum() / jnp.maximum(n_words.sum(), 1.0)
-
-    total = reply + weights[0] * cls_loss + weights[1] * ctc_loss
-    parts = {
-        "reply": reply,
-        "hit": hit.all(-1),
-        "label_loss": cls_loss,
-        "label_acc": cls_acc,
-        "ctc": ctc_loss,
-    }
-    return total, parts
+def param_groups(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with each leaf replaced by its group: "encoder" (the audio encoder up to its last
+    norm), "projection" (its output projection to the text width), "decoder" (everything else of the
+    model) or "heads" (the training heads)."""
+    model = params["model"]
+    group = lambda tree, name: jax.tree.map(lambda _: name, tree)  # noqa: E731
+    audio = group(model.audio, "encoder").replace(proj_w="projection", proj_b="projection",
+                                                  bos_eos_embedding="decoder")  # fmt: skip
+    return {"model": group(model, "decoder").replace(audio=audio), "heads": group(params["heads"], "heads")}
 
 
 def make_optimizer(tcfg: TrainConfig):
+    """AdamW (warm-up + cosine, global-norm clipping) on what `tcfg.stage` trains: in stage "encoder"
+    the encoder, its projection and the heads (the decoder gets no update, not even weight decay);
+    otherwise everything. The encoder learns at `encoder_lr_scale` x the schedule (0: frozen)."""
     sched = optax.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=tcfg.lr, warmup_steps=tcfg.warmup_steps,
         decay_steps=max(tcfg.steps, tcfg.warmup_steps + 1), end_value=tcfg.lr * tcfg.min_lr_ratio,
     )  # fmt: skip
     decay_mask = lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)  # noqa: E731 - no decay on norms/biases
+
+    def adamw(lr):
+        return optax.adamw(lr, b1=0.9, b2=0.98, eps=1e-8, weight_decay=tcfg.weight_decay, mask=decay_mask)
+
+    scale = tcfg.encoder_lr_scale
+    frozen = {"encoder": scale == 0, "projection": False, "decoder": tcfg.stage == "encoder", "heads": False}
+    lrs = {"encoder": sched if scale == 1 else lambda s: scale * sched(s)}
+    per_group = {g: optax.set_to_zero() if f else adamw(lrs.get(g, sched)) for g, f in frozen.items()}
+    # frozen groups' gradients are dropped before clipping, so they do not shrink the others' steps
+    drop = {g: optax.set_to_zero() if f else optax.identity() for g, f in frozen.items()}
     opt = optax.chain(
+        optax.multi_transform(drop, param_groups),
         optax.clip_by_global_norm(tcfg.clip_norm),
-        optax.adamw(sched, b1=0.9, b2=0.98, eps=1e-8, weight_decay=tcfg.weight_decay, mask=decay_mask),
+        optax.multi_transform(per_group, param_groups),
     )
     return opt, sched
 
 
-def make_train_step(cfg: ThinkerConfig, opt, weights: tuple[float, float]):
+def make_train_step(cfg: ThinkerConfig, opt, weights: tuple[float, float], stage: str = "joint"):
+    objective = encoder_loss_fn if stage == "encoder" else loss_fn
+
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def train_step(params, opt_state, batch):
-        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, cfg, batch, weights)
+        (loss, parts), grads = jax.value_and_grad(objective, has_aux=True)(params, cfg, batch, weights)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **parts}
@@ -172,7 +139,7 @@ def plot_loss(log_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
     ax.plot(steps[k - 1 :], ema, lw=1.8, label=f"loss ({k}-step mean)")
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("reply cross-entropy (nats/token)")
+    ax.set_ylabel("training loss (nats)")
     ax.grid(alpha=0.3, which="both")
     ax2 = ax.twinx()
     ax2.plot(steps, [r["lr"] for r in rows], color="gray", lw=1, ls="--", label="learning rate")
@@ -201,14 +168,11 @@ def restore_latest(
     out: Path, tcfg: TrainConfig, init_from: str | os.PathLike | None = None, step: int | None = None
 ):
     """(step, cfg, params, opt_state) of the latest (or `step`'s) checkpoint under `out/ckpt`, or of a
-    fresh start (step 0): random parameters, or with `init_from` the model of a converted checkpoint
-    (the heads start fresh). `params` is `{"model": ThinkerParams, "heads": AudioHeads}`."""
+    fresh start (step 0): random parameters, or with `init_from` what that holds
+    (`hr_jax.training.milestone.initial_params`). `params`: {"model": ThinkerParams, "heads": AudioHeads}."""
     cfg, params = init_train_params(tcfg)
     if init_from is not None:
-        saved_cfg, model = load_params(init_from, dtype=jnp.float32)
-        if saved_cfg != cfg:
-            raise ValueError(f"{init_from} holds another model than the run's config")
-        params = dict(params, model=model)
+        params, _ = initial_params(init_from, cfg, params)
     opt, _ = make_optimizer(tcfg)
     opt_state = opt.init(params)
     mgr = checkpoint_manager(out, tcfg.save_every)
@@ -227,7 +191,16 @@ def _raise_interrupt(*_: Any) -> None:
 
 
 _STEP_CACHE: dict[Any, Any] = {}
-_OPT_FIELDS = ("steps", "lr", "min_lr_ratio", "warmup_steps", "weight_decay", "clip_norm")
+_OPT_FIELDS = (
+    "steps",
+    "lr",
+    "min_lr_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "clip_norm",
+    "stage",
+    "encoder_lr_scale",
+)
 
 
 def train(
@@ -266,7 +239,7 @@ def train(
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
     if tokenizer_dir is None and init_from is not None:
-        tokenizer_dir = init_from  # the weights' own token ids
+        tokenizer_dir = init_tokenizer_dir(init_from)  # the weights' own token ids
     tok_dir = out / "tokenizer"
     if not (tok_dir / "tokenizer.json").exists():
         tmp = out / "tokenizer.tmp"
@@ -293,7 +266,7 @@ def train(
         json.dumps({k: v for k, v in tcfg.to_json().items() if k in _OPT_FIELDS}, sort_keys=True),
     )
     if key not in _STEP_CACHE:  # reuse compiled steps when a process trains the same setup again
-        _STEP_CACHE[key] = make_train_step(cfg, opt, weights)
+        _STEP_CACHE[key] = make_train_step(cfg, opt, weights, tcfg.stage)
     train_step = _STEP_CACHE[key]
     n_params = int(sum(x.size for x in jax.tree.leaves(params)))
     log_path = out / "train_log.jsonl"
@@ -314,6 +287,8 @@ def train(
     cache = None if cache_dir is None else os.fspath(cache_dir)
     stream = DataStream(tcfg, str(tok_dir), pad_id, start_step=step, workers=workers, cache_dir=cache)
     end = tcfg.steps if stop_after is None else min(tcfg.steps, step + stop_after)
+    encoder_only = tcfg.stage == "encoder"
+    heldout = HeldOut(tcfg, tok, tcfg.eval_seed, tcfg.eval_clips) if tcfg.eval_every else None
     t_start = time.perf_counter()
     bar = tqdm(
         total=tcfg.steps, initial=step, desc="train", unit="step", disable=not progress, dynamic_ncols=True
@@ -329,27 +304,33 @@ def train(
                 t_data = time.perf_counter() - t0
                 params, opt_state, m = train_step(params, opt_state, batch)
                 loss = float(m["loss"])
-                hit = np.asarray(m["hit"])
                 dt = time.perf_counter() - t0
                 step += 1
-                ntok = int(batch["attention_mask"].sum())
+                # tokens: the decoder's real tokens, or in stage "encoder" the clips' mel frames
+                mask = batch["feature_attention_mask" if encoder_only else "attention_mask"]
+                ntok = int(mask.sum())
                 ema = loss if ema is None else 0.95 * ema + 0.05 * loss
-                for t, h in zip(tasks, hit, strict=True):
-                    task_hits.setdefault(t, []).append(int(h))
                 last = {
                     "step": step, "loss": loss, "lr": float(sched(step - 1)),
-                    "grad_norm": float(m["grad_norm"]), "reply_loss": float(m["reply"]),
+                    "grad_norm": float(m["grad_norm"]),
                     "label_loss": float(m["label_loss"]), "label_acc": float(m["label_acc"]),
                     "ctc_loss": float(m["ctc"]),
-                    "tokens": ntok, "padded_tokens": int(batch["attention_mask"].size),
-                    "shape": list(batch["input_features"].shape[::2]) + [batch["input_ids"].shape[1]],
+                    "tokens": ntok, "padded_tokens": int(mask.size),
+                    "shape": list(batch["input_features"].shape[::2]) + list(mask.shape[1:]),
                     "step_s": round(dt, 3), "data_wait_s": round(t_data, 3),
                     "elapsed_s": round(elapsed0 + time.perf_counter() - t_start, 1),
-                    "train_exact": {  # last 20 rows of each task: argmax reply == target
-                        t: round(float(np.mean(v[-20:])), 3) for t, v in sorted(task_hits.items())
-                    },
                 }  # fmt: skip
-                if step % tcfg.log_every == 0 or step == end:
+                if not encoder_only:
+                    for t, h in zip(tasks, np.asarray(m["hit"]), strict=True):
+                        task_hits.setdefault(t, []).append(int(h))
+                    last["reply_loss"] = float(m["reply"])
+                    last["train_exact"] = {  # last 20 rows of each task: argmax reply == target
+                        t: round(float(np.mean(v[-20:])), 3) for t, v in sorted(task_hits.items())
+                    }
+                if heldout is not None and (step % tcfg.eval_every == 0 or step == tcfg.steps):
+                    last["heldout"] = heldout(params)
+                    bar.write(f"step {step} held-out: {json.dumps(last['heldout'])}")
+                if step % tcfg.log_every == 0 or step == end or "heldout" in last:
                     log.write(json.dumps(last) + "\n")
                     log.flush()
                 bar.update(1)
