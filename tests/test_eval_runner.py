@@ -342,3 +342,34 @@ def test_benchmark_audio_longer_than_the_feature_extractor_takes_is_cut_as_the_r
         cut = generate([long_clip], ["hi"], **kw)
     exact = generate([long_clip[: 2 * 16000]], ["hi"], **kw)
     assert cut.texts == exact.texts and list(cut.num_audio) == list(exact.num_audio) == [50]
+
+
+def test_a_long_sweep_keeps_its_live_compiled_programs_bounded(tiny_model, tmp_path):
+    """Each (method, ratio) pair compiles its own prefill and decode programs; the runner releases a
+    pair's programs once every task is done with it, so the live executables stay at one pair's
+    worth however long the sweep (XLA:CPU maps each one's code: an unbounded sweep once exhausted
+    the kernel's map limit)."""
+    import jax.extend
+
+    from hr_jax.engine.core import decode_core, prefill_core
+    from hr_jax.eval.generate_fn import engine_generate_fn
+
+    data = write_audiomarathon_fixture(str(tmp_path / "data"), tasks=("gtzan", "librispeech"), n=2)
+    backend = jax.extend.backend.get_backend()
+    inner = engine_generate_fn(tiny_model)
+    live: list[int] = []
+
+    def generate(*args, **kw):
+        out = inner(*args, **kw)
+        live.append(len(backend.live_executables()))
+        return out
+
+    generate.release = inner.release  # type: ignore[attr-defined]
+    methods, ratios = ["headrouter", "frame", "random"], [0.3, 0.6, 0.9]
+    run_eval(None, data, "audiomarathon", None, methods, ratios, str(tmp_path / "run"),
+             generate_fn=generate, batch_size=2, progress=False, max_new_tokens=2)  # fmt: skip
+    calls_per_pair = 2  # two tasks, one batch each
+    assert len(live) == calls_per_pair * (1 + len(methods) * len(ratios))
+    first_pair = max(live[:calls_per_pair])
+    assert max(live) <= first_pair + 2, live  # no growth with the number of pairs
+    assert prefill_core._cache_size() == 0 and decode_core._cache_size() == 0  # released after the last pair

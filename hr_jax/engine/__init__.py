@@ -10,6 +10,7 @@ from hr_jax.engine.api import (
     generate_batch,
     generate_with,
     prefill,
+    release_programs,
     run_prefill,
 )
 from hr_jax.engine.planning import DEFAULT_PRUNE_LAYER, Plan, PruningSpec, prepare
@@ -30,5 +31,6 @@ __all__ = [
     "generate_with",
     "prefill",
     "prepare",
+    "release_programs",
     "run_prefill",
 ]

@@ -18,7 +18,7 @@ from jax.sharding import Mesh
 
 from hr_jax.batch import AudioInput, Batch, make_batch
 from hr_jax.engine import buckets
-from hr_jax.engine.core import PrefillState, decode_core, forward_core, prefill_core
+from hr_jax.engine.core import PrefillState, decode_core, forward_core, prefill_core, prefill_embeds_core
 from hr_jax.engine.planning import Prepared, PruningSpec, place, prepare
 from hr_jax.engine.sampling import SamplingSpec
 from hr_jax.model import Model
@@ -60,6 +60,15 @@ class GenerateOutput:
     audio_start: np.ndarray
     prefill_s: float
     decode_s: float
+
+
+def release_programs() -> None:
+    """Drops every compiled program of the engine (prefill, decode loop, forward); their executables
+    are freed and the next call of a shape compiles again. A long sweep calls it between (method,
+    ratio) pairs so that its live programs stay bounded: XLA:CPU maps each loaded executable's code,
+    and thousands of them exhaust the kernel's memory-map limit (`vm.max_map_count`)."""
+    for fn in (prefill_core, prefill_embeds_core, decode_core, forward_core):
+        fn.clear_cache()
 
 
 def forward(model: Model, batch: Batch) -> np.ndarray:

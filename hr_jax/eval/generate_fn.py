@@ -15,7 +15,8 @@ GenerateFn = Callable[..., Any]
 
 `audios` is a list of 1-D float32 16 kHz arrays, `prompts` a list of str, both of the padded
 batch size; the result is ``hr_jax.engine.GenerateOutput`` (its ``kept_positions`` and
-``audio_start`` give the kept-token plots).
+``audio_start`` give the kept-token plots). A function may carry a ``release()`` attribute: the
+runner calls it when a (method, ratio) pair is done with every task, to free what it compiled.
 """
 
 
@@ -26,7 +27,7 @@ def engine_generate_fn(model: Any) -> GenerateFn:
     (a no-op when it was loaded there), and the engine shards each batch's rows over ``"data"``.
     """
     from hr_jax.batch import make_batch
-    from hr_jax.engine import PruningSpec, SamplingSpec, generate_with
+    from hr_jax.engine import PruningSpec, SamplingSpec, generate_with, release_programs
     from hr_jax.model import on_mesh
 
     placed: dict[Any, Any] = {}
@@ -49,4 +50,5 @@ def engine_generate_fn(model: Any) -> GenerateFn:
         pruning = PruningSpec(ratio, method, router, seed=seed)
         return generate_with(placed_on(mesh), batch, pruning, SamplingSpec(max_new_tokens, seed=seed), mesh)
 
+    generate.release = release_programs  # type: ignore[attr-defined]
     return generate

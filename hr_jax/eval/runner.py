@@ -207,6 +207,7 @@ def run_eval(
                 model = load(os.fspath(model), dtype, revision=revision, mesh=mesh)
             generate_fn = engine_generate_fn(model)  # places a model not yet on the mesh, once
 
+        # (method, ratio) outer, task inner: a pair's programs serve every task, then are released
         jobs = [
             Job(
                 task,
@@ -215,9 +216,10 @@ def run_eval(
                 results.result_path(run_dir, task, m, r),
                 asr_max_new_tokens if any(s.is_asr for s in by_task[task]) else max_new_tokens,
             )
-            for task in by_task
             for m, r in pairs
+            for task in by_task
         ]
+        release = getattr(generate_fn, "release", None)
         expected = {t: len(s) for t, s in by_task.items()}
         ctx = _Context(bs, mesh, generate_fn, router, seed, stop_after, progress)
 
@@ -255,7 +257,7 @@ def run_eval(
         status = "complete"
         error: Exception | None = None
         try:
-            for job in jobs:
+            for i, job in enumerate(jobs):
                 if stop_after is not None and ctx.processed >= stop_after:
                     raise _Stop
                 done = {r["id"] for r in results.read_results(job.path, repair=True)}
@@ -263,6 +265,12 @@ def run_eval(
                 if todo:
                     _run_job(job, todo, len(done), ctx)
                     write_summary("running")  # progress on disk, should this process be killed
+                last_of_pair = i + 1 == len(jobs) or (jobs[i + 1].method, jobs[i + 1].ratio) != (
+                    job.method,
+                    job.ratio,
+                )
+                if last_of_pair and release is not None:
+                    release()  # the pair's compiled programs: a long sweep's live programs stay bounded
             if ctx.failures:
                 status = "incomplete"
             if load_report.failed_tasks and status == "complete":
