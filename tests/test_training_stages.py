@@ -165,6 +165,23 @@ def test_a_transcribe_example_asks_for_all_speech_and_replies_with_the_spoken_wo
     assert tok.decode(ex["reply"]) == spoken_words(rec["timeline"]) + "<|im_end|>"
 
 
+@needs_espeak
+def test_with_a_clip_pool_example_i_and_i_plus_the_pool_share_their_clip():
+    tcfg = tiny_train_config(stage="encoder", tasks=(SPEECH_CLIPS, "gender"), clip_pool=4,
+                             min_seconds=1.0, max_seconds=3.0)  # fmt: skip
+    tok, stage = _tokenizer(), tcfg.stages()[0]
+    ex = [T.make_train_example(tok, i, tcfg.task_names(), tcfg, stage) for i in (1, 5, 3)]
+    np.testing.assert_array_equal(ex[0]["features"], ex[1]["features"])
+    assert ex[0]["features"].shape != ex[2]["features"].shape or not np.array_equal(
+        ex[0]["features"], ex[2]["features"]
+    )
+
+
+def test_a_clip_pool_must_hold_whole_task_cycles():
+    with pytest.raises(ValueError, match="multiple of the 2 tasks"):
+        tiny_train_config(tasks=("gender", "scene"), clip_pool=3)
+
+
 def test_describe_and_transcribe_shares_cannot_exceed_one():
     with pytest.raises(ValueError, match="sum to at most 1"):
         tiny_train_config(describe_prob=0.6, transcribe_prob=0.5)
@@ -178,8 +195,7 @@ def _tokenizer():
 
 _STAGED = r"""
 import json, sys
-sys.path.insert(0, sys.argv[2])
-from pathlib import Path
+sys.path.insert(0, sys.argv[1])
 from hr_jax import training as T
 from hr_jax.training.heldout import score_run
 from hr_jax.training.milestone import write_milestone
@@ -187,16 +203,16 @@ from hr_jax.testing.checkpoints import TINY_CORPUS
 from hr_jax.tokenizer import build_tokenizer
 from test_train import tiny_train_config
 
-root = Path(sys.argv[1])
+# relative paths throughout, as a user types them (orbax itself takes absolute paths only)
 a = tiny_train_config(stage="encoder", tasks=("speech", "sound_event"), min_seconds=1.0, max_seconds=3.0,
                       steps=2, save_every=2, eval_every=2, eval_clips=4)
-build_tokenizer(TINY_CORPUS.splitlines(), a.vocab_size, root / "tok")
-T.train(a, root / "a", progress=False, workers=0, tokenizer_dir=root / "tok")
-res = score_run(root / "a", seed=777, n=4)
+build_tokenizer(TINY_CORPUS.splitlines(), a.vocab_size, "tok")
+T.train(a, "a", progress=False, workers=0, tokenizer_dir="tok")
+res = score_run("a", seed=777, n=4)
 print("HELDOUT", json.dumps(res))
-write_milestone(root / "a", root / "milestone", base=str(root / "a"), heldout=res)
+write_milestone("a", "milestone", base="a", heldout=res)
 b = tiny_train_config(stage="decoder", encoder_lr_scale=0.0, steps=1, save_every=1)
-T.train(b, root / "b", progress=False, workers=0, init_from=root / "milestone")
+T.train(b, "b", progress=False, workers=0, init_from="milestone")
 """
 
 
@@ -206,7 +222,7 @@ def staged(tmp_path_factory):
     run started from the milestone (own process: training turns on the persistent compilation cache)."""
     root = tmp_path_factory.mktemp("staged")
     tests = os.path.dirname(os.path.abspath(__file__))
-    proc = subprocess.run([sys.executable, "-c", _STAGED, str(root), tests], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", _STAGED, tests], capture_output=True, text=True, cwd=root,
                           timeout=900, env={**os.environ, "JAX_PLATFORMS": "cpu"})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("HELDOUT"))

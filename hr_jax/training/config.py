@@ -86,6 +86,9 @@ class TrainConfig:
     Every `eval_every` steps the run scores a fixed held-out set (`eval_seed`, `eval_clips` clips) and
     logs it: CTC word accuracy and per-token class accuracy in stage "encoder", else reply exact match.
 
+    Data: example `i` is a fresh clip, or with `clip_pool` N the clip of example `i mod N` (with a
+    `--cache-dir` each is rendered once: rendering, not the step, limits a small model's training).
+
     Curriculum: `curriculum` lists stages `(steps, min_seconds, max_seconds, batch_size)` run in order
     (their steps sum to `steps`, each a multiple of `group`); without it, one stage of `steps` steps
     of `batch_size` clips of `min_seconds`..`max_seconds`.
@@ -107,6 +110,7 @@ class TrainConfig:
     max_seconds: float = 12.0
     tasks: tuple[str, ...] = ()  # () = all of hr_jax.synth.TASK_NAMES
     group: int = 4  # batches rendered, sorted by length and bucketed together
+    clip_pool: int = 0  # 0: every example a fresh clip; N: example i is example i mod N's clip
     curriculum: tuple[tuple[int, float, float, int], ...] = ()
     # what trains
     stage: str = "joint"
@@ -132,6 +136,11 @@ class TrainConfig:
         if SPEECH_CLIPS in self.tasks and self.stage != "encoder":
             raise ValueError(
                 f"tasks entry {SPEECH_CLIPS!r} (utterances without a question) needs stage 'encoder'"
+            )
+        if self.clip_pool and (self.clip_pool < 0 or self.clip_pool % len(self.task_names())):
+            raise ValueError(
+                f"clip_pool={self.clip_pool} must be a positive multiple of the {len(self.task_names())} "
+                "tasks listed (each task keeps its own clips)"
             )
         if self.stage == "encoder" and self.encoder_lr_scale == 0.0:
             raise ValueError("stage 'encoder' with encoder_lr_scale=0 trains nothing")

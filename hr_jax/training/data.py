@@ -136,8 +136,9 @@ def make_train_example(
     token, the spoken words' token ids (CTC target), the task, and (but in training stage "encoder")
     prompt ids and reply ids."""
     task = tasks[index % len(tasks)]
+    clip = index % tcfg.clip_pool if tcfg.clip_pool else index  # a pool: the clips come round again
     features, rec = render_clip(
-        task, clip_index(index, tasks), tcfg.data_seed, stage.min_seconds, stage.max_seconds, cache_dir
+        task, clip_index(clip, tasks), tcfg.data_seed, stage.min_seconds, stage.max_seconds, cache_dir
     )
     n_audio = num_audio_tokens(features.shape[1])
     words = spoken_words(rec["timeline"])

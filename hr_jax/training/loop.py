@@ -170,6 +170,7 @@ def restore_latest(
     """(step, cfg, params, opt_state) of the latest (or `step`'s) checkpoint under `out/ckpt`, or of a
     fresh start (step 0): random parameters, or with `init_from` what that holds
     (`hr_jax.training.milestone.initial_params`). `params`: {"model": ThinkerParams, "heads": AudioHeads}."""
+    out = Path(out).absolute()  # orbax takes absolute paths only
     cfg, params = init_train_params(tcfg)
     if init_from is not None:
         params, _ = initial_params(init_from, cfg, params)

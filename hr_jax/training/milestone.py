@@ -48,7 +48,8 @@ def _trained_groups(tcfg: TrainConfig) -> tuple[str, ...]:
 def write_milestone(
     run_dir: str | os.PathLike, out_dir: str | os.PathLike, base: str, heldout: dict[str, Any] | None = None
 ) -> Path:
-    """Writes the milestone of run `run_dir` (its latest checkpoint, which started from `base`)."""
+    """Writes the milestone of run `run_dir` (its latest checkpoint, which started from `base`: a
+    converted checkpoint, a run directory or another milestone)."""
     from hr_jax.training.loop import param_groups, restore_latest
 
     run, out = Path(run_dir), Path(out_dir)
@@ -67,7 +68,9 @@ def write_milestone(
         if (run / f).exists():
             shutil.copy(run / f, tmp / f)
     shutil.copytree(run / "tokenizer", tmp / "tokenizer")
-    meta = {"stage": tcfg.stage, "step": step, "base": base, "groups": list(groups), "heldout": heldout}
+    # the base is recorded relative to the milestone, so a committed milestone resolves from any cwd
+    rel_base = os.path.relpath(Path(base).absolute(), out.absolute())
+    meta = {"stage": tcfg.stage, "step": step, "base": rel_base, "groups": list(groups), "heldout": heldout}
     (tmp / MILESTONE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
@@ -82,7 +85,7 @@ def initial_params(
     src = Path(init_from)
     if (src / MILESTONE_FILE).exists():
         meta = json.loads((src / MILESTONE_FILE).read_text())
-        params, _ = initial_params(meta["base"], cfg, fresh)
+        params, _ = initial_params(src / meta["base"], cfg, fresh)
         with np.load(src / TRAINED_FILE) as z:
             saved = {k: z[k] for k in z.files}
         flat, treedef = jax.tree_util.tree_flatten_with_path(params)
