@@ -282,3 +282,24 @@ def test_write_milestone_refuses_a_run_without_a_checkpoint(tmp_path):
     (tmp_path / "train_config.json").write_text(json.dumps(tcfg.to_json()))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         write_milestone(tmp_path, tmp_path / "m", base="x")
+
+
+def test_the_stage_curve_continues_each_run_from_the_previous_runs_last_checkpoint(tmp_path):
+    from bench.training.stage_curve import plot, points
+
+    def run(name: str, stage: str, rows: list[dict], ckpts: list[int]) -> Path:
+        d = tmp_path / name
+        (d / "ckpt").mkdir(parents=True)
+        for c in ckpts:
+            (d / "ckpt" / str(c)).mkdir()
+        (d / "train_config.json").write_text(json.dumps({"stage": stage}))
+        (d / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return d
+
+    a = run("a", "encoder", [{"step": 5, "heldout": {"word_acc": 50.0, "seed": 1}}, {"step": 7}], [5])
+    b = run("b", "decoder", [{"step": 4, "heldout": {"mean_exact": 80.0}}], [4])
+    pts = points([a, b])
+    assert [(p["run"], p["step"], p["stage"]) for p in pts] == [("a", 5, "encoder"), ("b", 9, "decoder")]
+    assert "seed" not in pts[0]
+    plot(pts, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 0
