@@ -303,3 +303,14 @@ def test_the_stage_curve_continues_each_run_from_the_previous_runs_last_checkpoi
     assert "seed" not in pts[0]
     plot(pts, tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_ctc_targets_spell_every_word_in_its_mid_sentence_form():
+    from hr_jax.training.data import ctc_target
+
+    tok = _tokenizer()
+    first = ctc_target(tok, "brother blue")
+    assert tok.decode(first).split() == ["brother", "blue"]
+    assert len(first) == len(tok(" brother blue", add_special_tokens=False)["input_ids"])
+    assert len(first) < len(tok("brother blue", add_special_tokens=False)["input_ids"])
+    assert ctc_target(tok, "").size == 0

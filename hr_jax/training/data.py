@@ -129,6 +129,14 @@ def clip_index(index: int, tasks: Sequence[str]) -> int:
     return cycle * tasks.count(task) + tasks[:pos].count(task)
 
 
+def ctc_target(tok, words: str) -> np.ndarray:
+    """`[<= CTC_SLOTS]` int32 token ids of the spoken words, every word in its mid-sentence form
+    (a leading space): byte-level BPE splits about half of the synth words into pieces at the start
+    of a text ("brother" -> 3 pieces, " brother" -> 1), which CTC would have to spell."""
+    ids = tok(" " + words, add_special_tokens=False)["input_ids"] if words else []
+    return np.asarray(ids[:CTC_SLOTS], np.int32)
+
+
 def make_train_example(
     tok, index: int, tasks: Sequence[str], tcfg: TrainConfig, stage: Stage, cache_dir: str | None = None
 ) -> dict[str, Any]:
@@ -141,13 +149,10 @@ def make_train_example(
         task, clip_index(clip, tasks), tcfg.data_seed, stage.min_seconds, stage.max_seconds, cache_dir
     )
     n_audio = num_audio_tokens(features.shape[1])
-    words = spoken_words(rec["timeline"])
     heads = {
         "features": features,
         "labels": token_labels(rec["timeline"], n_audio),
-        "ctc": np.asarray(
-            tok(words, add_special_tokens=False)["input_ids"][:CTC_SLOTS] if words else [], np.int32
-        ),
+        "ctc": ctc_target(tok, spoken_words(rec["timeline"])),
         "task": task,
     }
     if tcfg.stage == "encoder":  # no prompt: the decoder is not run
