@@ -211,7 +211,7 @@ T.train(a, "a", progress=False, workers=0, tokenizer_dir="tok")
 res = score_run("a", seed=777, n=4)
 print("HELDOUT", json.dumps(res))
 write_milestone("a", "milestone", base="a", heldout=res)
-b = tiny_train_config(stage="decoder", encoder_lr_scale=0.0, steps=1, save_every=1)
+b = tiny_train_config(stage="decoder", encoder_lr_scale=0.0, steps=2, save_every=2)  # step 1 has lr 0
 T.train(b, "b", progress=False, workers=0, init_from="milestone")
 """
 
