@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from hr_jax.eval.metrics import normalize_transcript, word_accuracy
@@ -39,11 +38,8 @@ def ctc_greedy(ids: np.ndarray, n: int) -> list[int]:
 def _encoder_outputs(params: dict[str, Any], cfg: Any, batch: dict[str, Any]):
     num_frames = batch["feature_attention_mask"].sum(-1)
     audio, n_audio = encode_audio(params["model"].audio, cfg.audio, batch["input_features"], num_frames)
-    heads = params["heads"]
-    tokens = audio[:, : batch["labels"].shape[1]].astype(jnp.float32)
-    cls = (tokens @ heads.cls_w + heads.cls_b).argmax(-1)
-    _, ctc_logits = head_losses(heads, audio, n_audio, batch)
-    return ctc_logits.argmax(-1), n_audio, cls
+    _, (cls_logits, ctc_logits) = head_losses(params["heads"], audio, n_audio, batch)
+    return ctc_logits.argmax(-1), n_audio, cls_logits.argmax(-1)
 
 
 @functools.partial(jax.jit, static_argnums=(1,))

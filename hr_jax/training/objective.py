@@ -35,7 +35,7 @@ def _masked_mean(x: jax.Array, w: jax.Array) -> jax.Array:
 def head_losses(heads: AudioHeads, audio: jax.Array, n_audio: jax.Array, batch: dict[str, Any]):
     """The training heads on the encoder output `audio [B, Na', D]` (`n_audio [B]` valid tokens):
     per-token class loss and accuracy over `batch["labels"]`, CTC loss per target token of the
-    spoken words `batch["ctc"]`, and the CTC logits `[B, Na, V + 1]`."""
+    spoken words `batch["ctc"]`, and the heads' logits: class `[B, Na, classes]`, CTC `[B, Na, V + 1]`."""
     tokens = audio[:, : batch["labels"].shape[1]].astype(jnp.float32)  # [B, Na, D]
     cls_logits = tokens @ heads.cls_w + heads.cls_b
     cls_nll = -jnp.take_along_axis(jax.nn.log_softmax(cls_logits), batch["labels"][..., None], axis=-1)[
@@ -49,7 +49,7 @@ def head_losses(heads: AudioHeads, audio: jax.Array, n_audio: jax.Array, batch: 
     per_row = optax.ctc_loss(ctc_logits, logit_pad, batch["ctc"] + 1, 1.0 - batch["ctc_w"], blank_id=0)
     n_words = batch["ctc_w"].sum(-1)
     ctc_loss = (per_row * (n_words > 0)).sum() / jnp.maximum(n_words.sum(), 1.0)
-    return {"label_loss": cls_loss, "label_acc": cls_acc, "ctc": ctc_loss}, ctc_logits
+    return {"label_loss": cls_loss, "label_acc": cls_acc, "ctc": ctc_loss}, (cls_logits, ctc_logits)
 
 
 def encoder_loss_fn(
