@@ -120,7 +120,7 @@ def shard_params(params: ThinkerParams, cfg: ThinkerConfig, mesh: Mesh) -> Think
 
 @dataclasses.dataclass(frozen=True)
 class CacheSharding:
-    """Where a KV cache lives: k/v `[layers, B, S, Hkv, hd]` over rows on "data" and KV heads on "model"
+    """Where a KV cache lives: k/v `[layers, B, Hkv, S, hd]` over rows on "data" and KV heads on "model"
     (replicated when the model axis does not divide them); `valid [B, S]` over rows."""
 
     kv: NamedSharding
@@ -132,7 +132,7 @@ class CacheSharding:
         heads = MODEL if divides else None  # a data-only mesh (the older API) has no model axis
         data = DATA if DATA in mesh.axis_names else None
         return cls(
-            kv=NamedSharding(mesh, PartitionSpec(None, data, None, heads, None)),
+            kv=NamedSharding(mesh, PartitionSpec(None, data, heads, None, None)),
             rows=NamedSharding(mesh, PartitionSpec(data, None)),
         )
 

@@ -131,6 +131,19 @@ def masked_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) 
     return o.reshape(b, t, hq, hd).astype(q.dtype)
 
 
+def cached_attention(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array) -> jax.Array:
+    """Decode attention of new queries q `[B, T, Hq, hd]` over a cache's k/v `[B, Hkv, S, hd]` (heads
+    major, as `KVCache` keeps them), seeing the slots `valid [B, S]`; GQA by grouping the query heads,
+    never repeating K/V. Scores and softmax in float32. Returns `[B, T, Hq, hd]`."""
+    b, t, hq, hd = q.shape
+    hkv = k.shape[1]
+    qg = q.reshape(b, t, hkv, hq // hkv, hd)
+    s = jnp.einsum("btkgd,bksd->bkgts", qg, k, preferred_element_type=jnp.float32) * (1.0 / math.sqrt(hd))
+    p = jax.nn.softmax(jnp.where(valid[:, None, None, None], s, _NEG), axis=-1)
+    o = jnp.einsum("bkgts,bksd->btkgd", p.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    return o.reshape(b, t, hq, hd).astype(q.dtype)
+
+
 def attention_blocks(length: int, max_blocks: int = 16, min_block: int = 128) -> list[tuple[int, int]]:
     """Query blocks `[(start, end), ...]` of `causal_attention`'s blocked path: blocks of at least
     `min_block` slots (a multiple of 64), at most `max_blocks` of them (each block is its own static
@@ -286,14 +299,13 @@ def decode_layers(
     `[B, 1, hd]` at the token's original position.
     """
     cache, slot = cache.append()
-    mask = cache.valid[:, None, :]
 
     def layer(h: jax.Array, cache: KVCache, p: DecoderLayerParams, i: jax.Array | int):
         x = rms_norm(h, p.attn_norm, cfg.rms_norm_eps)
         q, k, v = project_qkv(x, p, cfg)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         cache = cache.write(i, slot, k, v)
-        a = attention(q, cache.k[i], cache.v[i], mask)
+        a = cached_attention(q, *cache.layer(i), cache.valid)
         h = h + a.reshape(h.shape[0], 1, -1) @ p.o_w
         h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p, cfg)
         return h, cache

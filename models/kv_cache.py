@@ -17,8 +17,12 @@ from flax import struct
 class KVCache:
     """Keys/values of a contiguous group of layers.
 
-    k, v: `[layers, B, S, Hkv, hd]` (RoPE already applied to k); valid: `[B, S]` slots holding a
+    k, v: `[layers, B, Hkv, S, hd]` (RoPE already applied to k); valid: `[B, S]` slots holding a
     real token; length: `[]` int32, slots written so far (the next token goes to slot `length`).
+
+    Heads before slots: a decode step's attention contracts each (row, KV head)'s `[S, hd]` block,
+    and with the heads major that block is contiguous, so XLA reads the cache in place instead of
+    transposing a layer's whole cache at every step.
     """
 
     k: jax.Array
@@ -30,10 +34,10 @@ class KVCache:
     def from_prefill(cls, k: jax.Array, v: jax.Array, valid: jax.Array, free_slots: int) -> KVCache:
         """A cache holding prefill keys/values `[layers, B, L, Hkv, hd]` (`valid [B, L]`) and
         `free_slots` empty slots after them for decoding."""
-        pad = ((0, 0), (0, 0), (0, free_slots), (0, 0), (0, 0))
+        pad = ((0, 0), (0, 0), (0, 0), (0, free_slots), (0, 0))
         return cls(
-            k=jnp.pad(k, pad),
-            v=jnp.pad(v, pad),
+            k=jnp.pad(k.swapaxes(2, 3), pad),
+            v=jnp.pad(v.swapaxes(2, 3), pad),
             valid=jnp.pad(valid, ((0, 0), (0, free_slots))),
             length=jnp.int32(valid.shape[1]),
         )
@@ -41,6 +45,10 @@ class KVCache:
     @property
     def capacity(self) -> int:
         return self.valid.shape[1]
+
+    def layer(self, i: jax.Array | int) -> tuple[jax.Array, jax.Array]:
+        """Layer `i`'s keys and values, `[B, Hkv, S, hd]` each."""
+        return self.k[i], self.v[i]
 
     @property
     def num_layers(self) -> int:
@@ -56,10 +64,10 @@ class KVCache:
 
     def write(self, layer: jax.Array | int, slot: jax.Array, k: jax.Array, v: jax.Array) -> KVCache:
         """Stores one token's k, v `[B, 1, Hkv, hd]` of layer `layer` (index within the group) at `slot`."""
-        at = (layer, 0, slot, 0, 0)
+        at = (layer, 0, 0, slot, 0)
         return self.replace(
-            k=jax.lax.dynamic_update_slice(self.k, k[None].astype(self.k.dtype), at),
-            v=jax.lax.dynamic_update_slice(self.v, v[None].astype(self.v.dtype), at),
+            k=jax.lax.dynamic_update_slice(self.k, k.swapaxes(1, 2)[None].astype(self.k.dtype), at),
+            v=jax.lax.dynamic_update_slice(self.v, v.swapaxes(1, 2)[None].astype(self.v.dtype), at),
         )
 
 

@@ -167,8 +167,8 @@ def test_heads_the_model_axis_does_not_divide_are_replicated_and_reported_once(d
 
 
 def test_kv_caches_are_sharded_over_rows_and_kv_heads(divides, does_not_divide):
-    assert divides["2"]["cache_spec"] == [[None, "data", None, "model", None]] * 2
-    assert does_not_divide["2"]["cache_spec"] == [[None, "data", None, "model", None]] * 2  # 2 heads, 2 ways
+    assert divides["2"]["cache_spec"] == [[None, "data", "model", None, None]] * 2
+    assert does_not_divide["2"]["cache_spec"] == [[None, "data", "model", None, None]] * 2  # 2 heads, 2 ways
     assert does_not_divide["4"]["cache_spec"] == [[None] * 5] * 2  # data 1, and 2 KV heads on 4 ways
 
 
