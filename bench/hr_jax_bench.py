@@ -11,12 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from bench import flops as F
-from bench.timing import measure
+from bench.timing import measure, summarize
 from hr_jax.audio import FeatureConfig
 from hr_jax.batch import Batch
 from hr_jax.engine import PruningSpec, prepare, run_prefill
-from hr_jax.engine.core import decode_core, prefill_core, prefill_embeds_core
-from hr_jax.engine.planning import pad_to_buckets, resolve_router
+from hr_jax.engine.core import decode_core, decode_weights_core, prefill_core, prefill_embeds_core
+from hr_jax.engine.planning import pad_to_buckets, place_plan, plan_batch, resolve_router
 from hr_jax.model import LogMelExtractor, Model
 from hr_jax.pruning import VANILLA, LayerView, select_tokens
 from models.family import family_of
@@ -82,6 +82,16 @@ def synth_batch(cfg, seconds: float, batch: int, seed: int = 0):
     ids = np.stack(rows).astype(np.int32)
     feats = (0.5 * rng.standard_normal((batch, cfg.audio.num_mel_bins, sh.frames))).astype(np.float32)
     return Batch(ids, np.ones_like(ids), feats, np.ones((batch, sh.frames), np.int32))
+
+
+def synth_waves(seconds: float, batch: int, seed: int = 0) -> list[np.ndarray]:
+    """`batch` 16 kHz waveforms of `seconds` (noise with a moving tone: a front end's input, content
+    irrelevant to timing)."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * 16000))
+    t = np.arange(n) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * (220 + 50 * np.sin(0.5 * t)) * t)
+    return [(tone + 0.05 * rng.standard_normal(n)).astype(np.float32) for _ in range(batch)]
 
 
 def make_model(cfg, preset: str, dtype: str, seed: int = 0):
@@ -220,6 +230,128 @@ class HrJaxBench:
             compiles_during_runs=max(0, compiled - 1),
         )
 
+    def ttft_split(
+        self,
+        waves: list[np.ndarray],
+        batch: Batch,
+        ratio: float,
+        method: str,
+        steps: int,
+        repeats: int,
+        warmup: int,
+    ) -> dict:
+        """Time to first token from waveforms, split into what runs where, each part timed to completion:
+
+        - `features`: the log-mel front end (host; `padding="longest"`, as `make_batch` runs it);
+        - `host`: bucketing and planning (`plan_batch`);
+        - `transfer`: inputs, router arrays and key onto the device (`place_plan`);
+        - `encoder`: the audio encoder with the audio spliced into the embeddings (one jitted program);
+        - `prefill`: the decoder prefill with pruning and the decode cache (`prefill_embeds_core`);
+        - `first_token`: greedy argmax and the token back on the host.
+
+        The record's time (`median_s`) is the public path, timed in the same rounds: features, then
+        `run_prefill` (one program for encoder and prefill) and the token on the host; `unaccounted_s`
+        is that minus the parts' sum. `features_max_length_s` / `host_max_length_s`: the same two host
+        parts with the reference processor's padding (300 s for Qwen), showing what padding costs.
+        """
+        spec, cfg, model = self.spec(ratio, method), self.cfg, self.model
+        fe, extra = model.feature_extractor, steps + 1
+        ids, mask = batch.input_ids, batch.attention_mask
+
+        def parts() -> dict[str, float]:
+            t = {}
+            t0 = time.perf_counter()
+            feats, fmask = fe(waves, "longest")
+            t["features"] = (t1 := time.perf_counter()) - t0
+            host = plan_batch(model, Batch(ids, mask, feats, fmask), spec, extra)
+            t["host"] = (t0 := time.perf_counter()) - t1
+            p = place_plan(model, host, spec)
+            jax.block_until_ready((p.inputs, p.router, p.key))
+            t["transfer"] = (t1 := time.perf_counter()) - t0
+            x = p.inputs
+            h = self._embed(
+                p.params, cfg, x.input_ids, x.input_features, x.feature_attention_mask
+            ).block_until_ready()
+            t["encoder"] = (t0 := time.perf_counter()) - t1
+            state = prefill_embeds_core(
+                p.params, cfg, p.plan, h, x.input_ids, x.attention_mask, x.keep_k, p.router, p.key
+            )
+            jax.block_until_ready(state)
+            t["prefill"] = (t1 := time.perf_counter()) - t0
+            np.asarray(jnp.argmax(state.logits, axis=-1))
+            t["first_token"] = time.perf_counter() - t1
+            return t
+
+        def public() -> float:
+            t0 = time.perf_counter()
+            feats, fmask = fe(waves, "longest")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                state, _ = run_prefill(model, Batch(ids, mask, feats, fmask), spec, extra)
+            np.asarray(jnp.argmax(state.logits, axis=-1))
+            return time.perf_counter() - t0
+
+        def padded_host() -> tuple[float, float]:
+            t0 = time.perf_counter()
+            feats, fmask = fe(waves, "max_length")
+            t1 = time.perf_counter()
+            plan_batch(model, Batch(ids, mask, feats, fmask), spec, extra)
+            return t1 - t0, time.perf_counter() - t1
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(max(warmup, 1)):  # compiles both forms
+                parts(), public()
+            rounds, totals, padded = [], [], []
+            for _ in range(repeats):  # interleaved, so drift of the machine hits both alike
+                rounds.append(parts())
+                totals.append(public())
+                padded.append(padded_host())
+        names = list(rounds[0])
+        med = {n: float(np.median([r[n] for r in rounds])) for n in names}
+        res = summarize(totals)
+        return dict(
+            res,
+            parts_s=med,
+            parts_iqr_s={n: summarize([r[n] for r in rounds])["iqr_s"] for n in names},
+            parts_sum_s=float(np.median([sum(r.values()) for r in rounds])),
+            unaccounted_s=res["median_s"] - sum(med.values()),
+            features_max_length_s=float(np.median([p[0] for p in padded])),
+            host_max_length_s=float(np.median([p[1] for p in padded])),
+        )
+
+    def prefill_speedup(self, batch: Batch, ratio: float, method: str, repeats: int, warmup: int) -> dict:
+        """Pruning's prefill speed-up, stable against a drifting machine: the unpruned and the pruned
+        program (both compiled first) run alternately, in alternating order, and each round gives one
+        ratio (unpruned / pruned seconds); returns their median, spread and the per-round ratios."""
+        runs = []
+        for r, m in ((0.0, UNPRUNED), (ratio, method)):
+            p, h, args = self._prepared(batch, r, m)
+            compiled, _, _ = aot(prefill_embeds_core, p.params, self.cfg, p.plan, h, *args)
+            runs.append((compiled, p.params, h, args))
+
+        def once(i: int) -> float:
+            compiled, params, h, args = runs[i]
+            t0 = time.perf_counter()
+            compiled(params, h, *args).logits.block_until_ready()
+            return time.perf_counter() - t0
+
+        for _ in range(max(warmup, 1)):
+            once(0), once(1)
+        ratios = []
+        for k in range(repeats):
+            order = (0, 1) if k % 2 == 0 else (1, 0)
+            t = {i: once(i) for i in order}
+            ratios.append(t[0] / t[1])
+        s = summarize(ratios)
+        return {
+            "speedup_median": s["median_s"],
+            "speedup_iqr": s["iqr_s"],
+            "speedup_min": s["min_s"],
+            "speedup_max": s["max_s"],
+            "speedup_rounds": s["times_s"],
+        }
+
     def decode(self, batch: Batch, ratio: float, method: str, steps: int, repeats: int, warmup: int) -> dict:
         max_new = steps + 1  # the first token comes from the prefill logits; `steps` forward passes follow
         spec = self.spec(ratio, method)
@@ -237,10 +369,13 @@ class HrJaxBench:
         params = self.model.params
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
-            compiled, cs, mem = aot(decode_core, params, self.cfg, state, key, **kw)
+            weights = decode_weights_core(params, self.cfg, state.cache.prune_layer, state.logits.shape[0])
+            compiled, cs, mem = aot(decode_core, params, self.cfg, state, key, weights, **kw)
 
             def run(arg):
-                tokens, count = compiled(params, arg[0], key)
+                # the weights' layout is per generate call: timed with the loop, as a user meets it
+                w = decode_weights_core(params, self.cfg, arg[0].cache.prune_layer, arg[0].logits.shape[0])
+                tokens, count = compiled(params, arg[0], key, w)
                 return np.asarray(tokens)
 
             res = measure(run, setup=setup, repeats=repeats, warmup=warmup)

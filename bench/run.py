@@ -13,10 +13,20 @@ For each audio length, ratio and method it measures, with warm-up, repeats, medi
 - `ttft`: time to first token from the host batch: encoder + prefill + greedy token back on the host
   (hr_jax: the public path `engine.run_prefill`; transformers: the thinker's `forward` as a user
   calls it, which computes the LM head at every position).
+- `split` (hr_jax): time to first token *from waveforms*, split into features, host planning,
+  transfers, encoder, prefill and first token, each timed to completion, beside the public path in
+  the same rounds (`HrJaxBench.ttft_split`).
 - `decode`: N decode steps (one token per row each) with the KV cache (hr_jax: the compiled
   `decode_core` loop; transformers: `generate` of N+1 greedy tokens, timed from the logits
   processor's first call to its last, i.e. over the N decode forwards).
   `tokens_per_s = batch · N / median_s`.
+
+Pruning's prefill speed-up (`measured_speedup`) is taken from the unpruned and the pruned program
+run alternately, one ratio per round (median and spread over `--repeats` rounds), so that a machine
+whose speed drifts between two measurements minutes apart does not move it.
+
+`--threads N` pins the whole process to N cores before JAX starts (XLA sizes its thread pool from
+them) and gives PyTorch N threads.
 
 Pruning exists only in hr_jax: transformers is timed unpruned, and its records carry ratio 0 and
 method "none"; the table compares every hr_jax ratio with that unpruned transformers run.
@@ -42,12 +52,19 @@ from typing import Any
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from bench import flops as F  # noqa: E402
-from bench.hr_jax_bench import UNPRUNED, HrJaxBench, device_peak, make_model, synth_batch  # noqa: E402
+from bench.hr_jax_bench import (  # noqa: E402
+    UNPRUNED,
+    HrJaxBench,
+    device_peak,
+    make_model,
+    synth_batch,
+    synth_waves,
+)
 from bench.presets import PRESETS, preset_config  # noqa: E402
 from bench.timing import load_info  # noqa: E402
 from bench.torch_bench import torch_bench  # noqa: E402
 
-STAGES = ("encoder", "prefill", "ttft", "decode")
+STAGES = ("encoder", "prefill", "ttft", "split", "decode")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -80,6 +97,7 @@ def machine_info() -> dict[str, Any]:
 
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+        info["cpus_pinned"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         if torch.cuda.is_available():
             info["torch_device"] = torch.cuda.get_device_name()
     except ImportError:
@@ -125,7 +143,7 @@ def _cost(
         return enc
     if stage == "prefill":
         return pre
-    if stage == "ttft":
+    if stage in ("ttft", "ttft_split"):
         return enc + pre
     lo = sh.seq + steps // 2  # mean cache fill over the decode steps
     up = (kept if kept is not None else sh.seq) + steps // 2
@@ -231,6 +249,10 @@ def run_bench(a: argparse.Namespace) -> list[dict]:
                             b,
                             hb.ttft(batch, r, method, a.decode_tokens, a.repeats, a.warmup),
                         )
+                    if "split" in stages:
+                        waves = synth_waves(s, b)
+                        split = hb.ttft_split(waves, batch, r, method, a.decode_tokens, a.repeats, a.warmup)
+                        emit("hr_jax", "ttft_split", s, r, method, b, split)
                     if "prefill" not in stages:
                         continue
                     pre = hb.prefill(batch, r, method, a.repeats, a.warmup)
@@ -260,6 +282,7 @@ def run_bench(a: argparse.Namespace) -> list[dict]:
                             probe,
                             attention=_attention_count(dtype),
                         )
+                        extra.update(hb.prefill_speedup(batch, r, method, a.repeats, a.warmup))
                         if a.routing:
                             rt = hb.routing(batch, r, method, a.repeats, a.warmup)
                             extra["routing_s"] = rt["median_s"]
@@ -336,20 +359,60 @@ def format_table(records: list[dict]) -> str:
         }
         lines += [
             "",
-            f"{'sec':>5} {'ratio':>5} {'method':10s} {'b':>2} {'measured x':>10} {'FLOP x':>7} "
+            f"{'sec':>5} {'ratio':>5} {'method':10s} {'b':>2} {'measured x':>10} {'IQR':>5} {'FLOP x':>7} "
             f"{'FLOP x (static)':>15} {'routing ms':>10} {'routing %':>9}",
         ]
         for r in pruned:
             u = unp.get((r["seconds"], r["batch"]))
-            meas = f"{u / r['median_s']:.2f}" if u else "-"
+            if r.get("speedup_median"):  # interleaved rounds (see the module docstring)
+                meas, iqr = f"{r['speedup_median']:.2f}", f"{r['speedup_iqr']:.2f}"
+            else:
+                meas, iqr = (f"{u / r['median_s']:.2f}" if u else "-"), "-"
             rt = f"{1e3 * r['routing_s']:.3f}" if r.get("routing_s") is not None else "-"
             rs = f"{100 * r['routing_share']:.2f}" if r.get("routing_share") is not None else "-"
             lines.append(
-                f"{r['seconds']:>5g} {r['ratio']:>5g} {r['method']:10s} {r['batch']:>2} {meas:>10} "
+                f"{r['seconds']:>5g} {r['ratio']:>5g} {r['method']:10s} {r['batch']:>2} {meas:>10} {iqr:>5} "
                 f"{r.get('predicted_speedup', 0):>7.2f} {r.get('predicted_speedup_static', 0):>15.2f} "
                 f"{rt:>10} {rs:>9}"
             )
     return "\n".join(lines)
+
+
+def split_table(records: list[dict]) -> str:
+    """Time to first token from waveforms, by part (ms), per (seconds, ratio, method, batch)."""
+    rows = [r for r in records if r["stage"] == "ttft_split"]
+    if not rows:
+        return ""
+    names = list(rows[0]["parts_s"])
+    hdr = f"{'sec':>5} {'ratio':>5} {'b':>2} " + " ".join(f"{n:>11}" for n in names)
+    hdr += f" {'sum':>9} {'public':>9} {'other':>7} {'host %':>7} {'feat 300s':>9} {'host 300s':>9}"
+    lines = ["Time to first token from waveforms, by part (ms):", hdr, "-" * len(hdr)]
+    for r in rows:
+        p = r["parts_s"]
+        host = p["features"] + p["host"] + p["transfer"] + p["first_token"]
+        lines.append(
+            f"{r['seconds']:>5g} {r['ratio']:>5g} {r['batch']:>2} "
+            + " ".join(f"{1e3 * p[n]:>11.2f}" for n in names)
+            + f" {1e3 * r['parts_sum_s']:>9.1f} {1e3 * r['median_s']:>9.1f} {1e3 * r['unaccounted_s']:>7.1f}"
+            f" {100 * host / r['median_s']:>6.1f}% {1e3 * r['features_max_length_s']:>9.1f}"
+            f" {1e3 * r['host_max_length_s']:>9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def pin_threads(n: int) -> None:
+    """Pins this process to its first `n` allowed cores and PyTorch to `n` threads. Call it before JAX
+    creates its CPU client (XLA sizes its thread pool from the cores the process may run on)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 <= n <= len(allowed):
+        raise SystemExit(f"--threads {n}: this process may use {len(allowed)} cores")
+    os.sched_setaffinity(0, allowed[:n])
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -364,7 +427,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--impl", default="hr_jax,transformers")
-    ap.add_argument("--stages", default=",".join(STAGES), help="subset of encoder,prefill,ttft,decode")
+    ap.add_argument("--stages", default=",".join(STAGES), help=f"subset of {','.join(STAGES)}")
     ap.add_argument("--dtype", default=None, help="float32 (CPU default) or bfloat16 (accelerator default)")
     ap.add_argument("--prune-layer", type=int, default=2)
     ap.add_argument(
@@ -376,14 +439,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--peak-flops", type=float, default=None)
     ap.add_argument("--peak-bw", type=float, default=None)
     ap.add_argument("--no-floor", action="store_true", help="skip the machine-floor microbenchmark")
+    ap.add_argument("--threads", type=int, default=None, help="pin to this many cores (default: all)")
     ap.add_argument("--json", default=None, help="write the JSON list of records here")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     a = parse_args(argv)
+    if a.threads is not None:
+        pin_threads(a.threads)
     records = run_bench(a)
     print(format_table(records))
+    split = split_table(records)
+    if split:
+        print("\n" + split)
     if a.json:
         tmp = a.json + ".tmp"
         with open(tmp, "w") as f:

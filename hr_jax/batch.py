@@ -76,6 +76,7 @@ def make_batch(
     audios: Sequence[AudioInput],
     prompts: Sequence[str] | str,
     system_prompt: str | None | object = FAMILY_DEFAULT,
+    feature_padding: str = "longest",
 ) -> Batch:
     """Builds model inputs for each (audio, prompt).
 
@@ -84,6 +85,9 @@ def make_batch(
       prompts: one instruction per audio, or one for all.
       system_prompt: the system turn; `FAMILY_DEFAULT` is the model family's (Qwen's persona prompt,
         none for Phi-4); None: no system turn.
+      feature_padding: "longest" (features end after the longest clip: all the model reads) or
+        "max_length" (the reference processor's arrays, e.g. Qwen's 300 s `[B, 128, 30000]`; only a
+        feature-for-feature comparison needs them: the outputs are the same).
     Raises:
       ValueError: on bad audio (empty, NaN/Inf, silent) or a prompt too long for the model.
     """
@@ -102,7 +106,7 @@ def make_batch(
     max_pos = model.config.text.max_position_embeddings
     for w in waves:
         check_length(w, max_seconds=max_pos / family.tokens_per_second)
-    features, feature_mask = model.feature_extractor(waves)
+    features, feature_mask = model.feature_extractor(waves, feature_padding)
     rows = []
     for prompt, n_frames in zip(prompts, feature_mask.sum(-1), strict=True):
         n_audio = family.num_audio_tokens(model.config, int(n_frames))
@@ -119,4 +123,9 @@ def make_batch(
     for i, ids in enumerate(rows):
         input_ids[i, length - len(ids) :] = ids
         attention_mask[i, length - len(ids) :] = 1
-    return Batch(input_ids, attention_mask, features.astype(np.float32), feature_mask.astype(np.int32))
+    return Batch(
+        input_ids,
+        attention_mask,
+        features.astype(np.float32, copy=False),
+        feature_mask.astype(np.int32, copy=False),
+    )

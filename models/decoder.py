@@ -76,12 +76,30 @@ def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
     return out.astype(x.dtype)
 
 
-def project_qkv(x: jax.Array, p: DecoderLayerParams, cfg: TextConfig) -> tuple[jax.Array, ...]:
-    """Un-rotated q `[B, L, Hq, hd]`, k, v `[B, L, Hkv, hd]` from the normalised input x `[B, L, D]`."""
+def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+    """`x [..., in] @ w [in, out]`."""
+    return x @ w
+
+
+def matmul_weight_major(x: jax.Array, w_t: jax.Array) -> jax.Array:
+    """`x [..., in]` times a weight stored transposed, `w_t [out, in]`: computed as `w_t @ xᵀ`.
+
+    For a few rows (batched decode) XLA:CPU's GEMM packs the `[in, out]` weight at every call, which
+    costs more than the product; with the weight as the left operand it streams it once. Measured on
+    two AMD EPYC cores, 24 products of 512 x 1536: 4 rows 11 ms instead of 17, 8 rows 11 instead of 21
+    (1 row is faster the usual way: 5.2 ms against 6.5)."""
+    lead = x.shape[:-1]
+    y = jax.lax.optimization_barrier(jnp.einsum("oi,ni->on", w_t, x.reshape(-1, x.shape[-1])))
+    return y.T.reshape(*lead, w_t.shape[0])
+
+
+def project_qkv(x: jax.Array, p: DecoderLayerParams, cfg: TextConfig, mm=matmul) -> tuple[jax.Array, ...]:
+    """Un-rotated q `[B, L, Hq, hd]`, k, v `[B, L, Hkv, hd]` from the normalised input x `[B, L, D]`.
+    `mm`: `matmul`, or `matmul_weight_major` for weights stored `[out, in]`."""
     b, n, _ = x.shape
 
     def proj(w: jax.Array, bias: jax.Array | None, heads: int) -> jax.Array:
-        y = x @ w if bias is None else x @ w + bias
+        y = mm(x, w) if bias is None else mm(x, w) + bias
         return y.reshape(b, n, heads, cfg.head_dim)
 
     q = proj(p.q_w, p.q_b, cfg.num_attention_heads)
@@ -140,8 +158,8 @@ def cached_attention(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array)
     qg = q.reshape(b, t, hkv, hq // hkv, hd)
     s = jnp.einsum("btkgd,bksd->bkgts", qg, k, preferred_element_type=jnp.float32) * (1.0 / math.sqrt(hd))
     p = jax.nn.softmax(jnp.where(valid[:, None, None, None], s, _NEG), axis=-1)
-    o = jnp.einsum("bkgts,bksd->btkgd", p.astype(v.dtype), v, preferred_element_type=jnp.float32)
-    return o.reshape(b, t, hq, hd).astype(q.dtype)
+    o = jnp.einsum("bkds,bkgts->bkdgt", v, p.astype(v.dtype), preferred_element_type=jnp.float32)
+    return o.transpose(0, 4, 1, 3, 2).reshape(b, t, hq, hd).astype(q.dtype)
 
 
 def attention_blocks(length: int, max_blocks: int = 16, min_block: int = 128) -> list[tuple[int, int]]:
@@ -200,9 +218,10 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, valid: jax.Array)
     return _causal_blocked(q, k, v, valid)
 
 
-def mlp(x: jax.Array, p: DecoderLayerParams, cfg: TextConfig) -> jax.Array:
-    """Gated MLP (SwiGLU for the released `hidden_act="silu"`). x `[..., hidden]`."""
-    return (activation(cfg.hidden_act)(x @ p.gate_w) * (x @ p.up_w)) @ p.down_w
+def mlp(x: jax.Array, p: DecoderLayerParams, cfg: TextConfig, mm=matmul) -> jax.Array:
+    """Gated MLP (SwiGLU for the released `hidden_act="silu"`). x `[..., hidden]`; `mm` as in
+    `project_qkv`."""
+    return mm(activation(cfg.hidden_act)(mm(x, p.gate_w)) * mm(x, p.up_w), p.down_w)
 
 
 def causal_mask(valid: jax.Array) -> jax.Array:
@@ -279,9 +298,21 @@ def decode_layout() -> str:
     return "scan" if mode == "scan" else "unrolled"
 
 
-def unstack_layers(layers: DecoderLayerParams, start: int, stop: int) -> tuple[DecoderLayerParams, ...]:
-    """Layers `start..stop-1` of a stacked `[n, ...]` pytree as a tuple of per-layer pytrees."""
-    return tuple(jax.tree.map(lambda w, i=i: w[i], layers) for i in range(start, stop))
+_MATRICES = ("q_w", "k_w", "v_w", "o_w", "gate_w", "up_w", "down_w")
+
+
+def unstack_layers(
+    layers: DecoderLayerParams, start: int, stop: int, weight_major: bool = False
+) -> tuple[DecoderLayerParams, ...]:
+    """Layers `start..stop-1` of a stacked `[n, ...]` pytree as a tuple of per-layer pytrees; with
+    `weight_major`, each matrix stored `[out, in]` (for `matmul_weight_major`)."""
+    out = []
+    for i in range(start, stop):
+        p = jax.tree.map(lambda w, i=i: w[i], layers)
+        if weight_major:
+            p = p.replace(**{n: getattr(p, n).T for n in _MATRICES})
+        out.append(p)
+    return tuple(out)
 
 
 def decode_layers(
@@ -291,23 +322,27 @@ def decode_layers(
     cache: KVCache,
     cos: jax.Array,
     sin: jax.Array,
+    weight_major: bool = False,
 ) -> tuple[jax.Array, KVCache]:
     """One new token per row through a group of layers: stacked weights `[n, ...]` (a `lax.scan`) or
-    a tuple of per-layer weights (unrolled; see `decode_layout`).
+    a tuple of per-layer weights (unrolled; see `decode_layout`), their matrices stored `[out, in]`
+    when `weight_major` (`unstack_layers(..., weight_major=True)`).
 
     h `[B, 1, D]`; the token is appended to `cache` (its k/v at slot `cache.length`); cos/sin
     `[B, 1, hd]` at the token's original position.
     """
     cache, slot = cache.append()
 
+    mm = matmul_weight_major if weight_major else matmul
+
     def layer(h: jax.Array, cache: KVCache, p: DecoderLayerParams, i: jax.Array | int):
         x = rms_norm(h, p.attn_norm, cfg.rms_norm_eps)
-        q, k, v = project_qkv(x, p, cfg)
+        q, k, v = project_qkv(x, p, cfg, mm)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         cache = cache.write(i, slot, k, v)
         a = cached_attention(q, *cache.layer(i), cache.valid)
-        h = h + a.reshape(h.shape[0], 1, -1) @ p.o_w
-        h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p, cfg)
+        h = h + mm(a.reshape(h.shape[0], 1, -1), p.o_w)
+        h = h + mlp(rms_norm(h, p.mlp_norm, cfg.rms_norm_eps), p, cfg, mm)
         return h, cache
 
     if isinstance(layers, tuple):

@@ -28,12 +28,27 @@ class UnsupportedConfig(ValueError):
     """A config field whose value would change the numerics in a way hr_jax does not implement."""
 
 
+FEATURE_PADDINGS = ("longest", "max_length")
+
+
 class FeatureExtractor(Protocol):
-    """A family's front end: waveforms -> (features `[B, mel, T]`, frame mask `[B, T]`)."""
+    """A family's front end: waveforms -> (features `[B, mel, T]`, frame mask `[B, T]`).
+
+    padding: "longest" (T = the longest clip's frames: all the engine reads) or "max_length" (T = the
+    family processor's own padding, e.g. Qwen's 300 s; the same as "longest" where it pads to the
+    longest)."""
 
     max_samples: int | None  # the longest waveform it takes (None: no limit of its own)
 
-    def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
+    def __call__(
+        self, waveforms: list[np.ndarray], padding: str = "max_length"
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def check_padding(padding: str) -> str:
+    if padding not in FEATURE_PADDINGS:
+        raise ValueError(f"feature padding {padding!r}; choose from {', '.join(FEATURE_PADDINGS)}")
+    return padding
 
 
 class ModelFamily(Protocol):

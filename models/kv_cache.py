@@ -17,12 +17,13 @@ from flax import struct
 class KVCache:
     """Keys/values of a contiguous group of layers.
 
-    k, v: `[layers, B, Hkv, S, hd]` (RoPE already applied to k); valid: `[B, S]` slots holding a
-    real token; length: `[]` int32, slots written so far (the next token goes to slot `length`).
+    k: `[layers, B, Hkv, S, hd]` (RoPE applied), v: `[layers, B, Hkv, hd, S]`; valid: `[B, S]` slots
+    holding a real token; length: `[]` int32, slots written so far (the next token goes to slot
+    `length`).
 
-    Heads before slots: a decode step's attention contracts each (row, KV head)'s `[S, hd]` block,
-    and with the heads major that block is contiguous, so XLA reads the cache in place instead of
-    transposing a layer's whole cache at every step.
+    The layouts are decode attention's: per (row, KV head), scores are `K [S, hd] @ q` and outputs
+    `Vᵀ [hd, S] @ p`, each contracting its operand's minor axis, so XLA:CPU reads the cache in place
+    (with slots before heads it transposed a layer's whole cache at every step).
     """
 
     k: jax.Array
@@ -32,12 +33,12 @@ class KVCache:
 
     @classmethod
     def from_prefill(cls, k: jax.Array, v: jax.Array, valid: jax.Array, free_slots: int) -> KVCache:
-        """A cache holding prefill keys/values `[layers, B, L, Hkv, hd]` (`valid [B, L]`) and
-        `free_slots` empty slots after them for decoding."""
+        """A cache holding prefill keys/values `[layers, B, L, Hkv, hd]` (`valid [B, L]`, laid out as
+        the class says) and `free_slots` empty slots after them for decoding."""
         pad = ((0, 0), (0, 0), (0, 0), (0, free_slots), (0, 0))
         return cls(
             k=jnp.pad(k.swapaxes(2, 3), pad),
-            v=jnp.pad(v.swapaxes(2, 3), pad),
+            v=jnp.pad(v.transpose(0, 1, 3, 4, 2), ((0, 0), (0, 0), (0, 0), (0, 0), (0, free_slots))),
             valid=jnp.pad(valid, ((0, 0), (0, free_slots))),
             length=jnp.int32(valid.shape[1]),
         )
@@ -47,7 +48,7 @@ class KVCache:
         return self.valid.shape[1]
 
     def layer(self, i: jax.Array | int) -> tuple[jax.Array, jax.Array]:
-        """Layer `i`'s keys and values, `[B, Hkv, S, hd]` each."""
+        """Layer `i`'s keys `[B, Hkv, S, hd]` and values `[B, Hkv, hd, S]`."""
         return self.k[i], self.v[i]
 
     @property
@@ -67,7 +68,9 @@ class KVCache:
         at = (layer, 0, 0, slot, 0)
         return self.replace(
             k=jax.lax.dynamic_update_slice(self.k, k.swapaxes(1, 2)[None].astype(self.k.dtype), at),
-            v=jax.lax.dynamic_update_slice(self.v, v.swapaxes(1, 2)[None].astype(self.v.dtype), at),
+            v=jax.lax.dynamic_update_slice(
+                self.v, v.transpose(0, 2, 3, 1)[None].astype(self.v.dtype), (layer, 0, 0, 0, slot)
+            ),
         )
 
 

@@ -46,6 +46,23 @@ def test_batch_fields_are_named_and_shaped_like_the_processor(tiny_model):
     assert list((b.input_ids == audio).sum(1)) == [50, 25]  # 25 audio tokens per second
 
 
+def test_batch_features_end_after_the_longest_clip_unless_the_processors_padding_is_asked(tiny_model):
+    clips = [waveform(2.0), waveform(1.0)]
+    b = hr_jax.make_batch(tiny_model, clips, "x")
+    full = hr_jax.make_batch(tiny_model, clips, "x", feature_padding="max_length")
+    assert b.input_features.shape[2] == 200 and full.input_features.shape[2] == 30_000
+    np.testing.assert_array_equal(b.input_features, full.input_features[:, :, :200])
+
+
+def test_the_feature_padding_does_not_change_the_outputs(tiny_model):
+    clips = [waveform(1.6, 1), waveform(0.7, 2)]
+    b = hr_jax.make_batch(tiny_model, clips, "x")
+    full = hr_jax.make_batch(tiny_model, clips, "x", feature_padding="max_length")
+    np.testing.assert_array_equal(
+        hr_jax.prefill(tiny_model, b, 0.5).logits, hr_jax.prefill(tiny_model, full, 0.5).logits
+    )
+
+
 def test_batch_round_trips_through_processor_style_tensors(tiny_model):
     b = hr_jax.make_batch(tiny_model, [waveform(1.0)], "x")
     again = Batch.from_processor({k: torch.from_numpy(v) for k, v in b.to_dict().items()})

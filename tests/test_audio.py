@@ -147,6 +147,21 @@ def test_clip_features_are_the_valid_frames_of_the_padded_features(n):
     np.testing.assert_array_equal(got, feats[0, :, : int(mask.sum())])
 
 
+def test_longest_padding_is_the_processor_arrays_cut_after_the_longest_clip():
+    lengths = [5_920, 116_877, 40_159]
+    ws = [_speech_like(n, seed=i) for i, n in enumerate(lengths)]
+    full, full_mask = extract_features(ws, RELEASED)
+    cut, cut_mask = extract_features(ws, RELEASED, padding="longest")
+    assert cut.shape == (3, 128, -(-116_877 // HOP_LENGTH))
+    np.testing.assert_array_equal(cut, full[:, :, : cut.shape[2]])
+    np.testing.assert_array_equal(cut_mask, full_mask[:, : cut.shape[2]])
+
+
+def test_an_unknown_feature_padding_is_refused_by_name():
+    with pytest.raises(ValueError, match="feature padding 'longer'"):
+        extract_features([_speech_like(16_000, seed=0)], RELEASED, padding="longer")
+
+
 def test_log_mel_is_whisper_log_mel_of_unpadded_samples(reference):
     w = _speech_like(16_000, seed=3)
     spec = log_mel(w)

@@ -45,7 +45,7 @@ def test_bench_run_writes_contract_records(tmp_path):
         for k in CONTRACT:
             assert k in r, (k, r)
         assert r["impl"] in ("hr_jax", "transformers")
-        assert r["stage"] in ("encoder", "prefill", "ttft", "decode")
+        assert r["stage"] in ("encoder", "prefill", "ttft", "ttft_split", "decode")
         assert r["preset"] == "tiny" and r["seconds"] == 2.0
         assert r["median_s"] > 0
         if r["stage"] == "decode":
@@ -54,9 +54,33 @@ def test_bench_run_writes_contract_records(tmp_path):
     for stage in ("encoder", "prefill", "ttft", "decode"):
         assert ("hr_jax", 0.0, stage) in seen and ("hr_jax", 0.6, stage) in seen
         assert ("transformers", 0.0, stage) in seen
+    assert {(r["ratio"], r["impl"]) for r in records if r["stage"] == "ttft_split"} == {
+        (0.0, "hr_jax"),
+        (0.6, "hr_jax"),
+    }
     assert {r["method"] for r in records if r["ratio"] == 0.6} == {"headrouter"}
     assert {r["batch"] for r in records if r["stage"] == "decode"} == {1, 4}
     assert "median ms" in proc.stdout  # the table
+
+
+def test_bench_run_splits_time_to_first_token_into_its_parts(tmp_path):
+    out = tmp_path / "split.json"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "bench.run", "--preset", "tiny", "--seconds", "2", "--ratios", "0.6",
+           "--impl", "hr_jax", "--stages", "prefill,split", "--repeats", "3", "--no-floor", "--no-routing",
+           "--threads", "1", "--json", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = json.loads(out.read_text())
+    (split,) = [r for r in records if r["stage"] == "ttft_split"]
+    parts = ("features", "host", "transfer", "encoder", "prefill", "first_token")
+    assert tuple(split["parts_s"]) == parts and all(split["parts_s"][p] > 0 for p in parts)
+    assert split["unaccounted_s"] == pytest.approx(split["median_s"] - sum(split["parts_s"].values()))
+    assert split["features_max_length_s"] > split["parts_s"]["features"]  # 300 s of padding costs
+    (pruned,) = [r for r in records if r["stage"] == "prefill"]
+    assert len(pruned["speedup_rounds"]) == 3 and pruned["speedup_min"] <= pruned["speedup_median"]
+    assert pruned["machine"]["cpus_pinned"] == 1
+    assert "Time to first token from waveforms" in proc.stdout
 
 
 def test_flop_model_matches_hand_count_for_tiny_config():

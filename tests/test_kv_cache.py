@@ -1,5 +1,5 @@
 """models.kv_cache: a cache knows its fill length; appending opens one slot in every row; k/v are kept
-`[layers, B, Hkv, S, hd]` (heads before slots)."""
+k `[layers, B, Hkv, S, hd]` and v `[layers, B, Hkv, hd, S]`."""
 
 from __future__ import annotations
 
@@ -27,11 +27,13 @@ def test_from_prefill_keeps_the_prompt_and_adds_free_slots():
     np.testing.assert_array_equal(cache.k[:, :, :, L:], 0.0)
 
 
-def test_from_prefill_puts_the_heads_before_the_slots():
+def test_from_prefill_lays_keys_out_by_head_and_slot_and_values_by_head_and_channel():
     k = jax.random.normal(jax.random.key(0), (LAYERS, B, L, HKV, HD))
-    cache = KVCache.from_prefill(k, k, jnp.ones((B, L), bool), 2)
-    assert cache.k.shape == (LAYERS, B, HKV, L + 2, HD)
-    np.testing.assert_array_equal(cache.layer(2)[0][1, 1, 3], k[2, 1, 3, 1])
+    cache = KVCache.from_prefill(k, -k, jnp.ones((B, L), bool), 2)
+    assert cache.k.shape == (LAYERS, B, HKV, L + 2, HD) and cache.v.shape == (LAYERS, B, HKV, HD, L + 2)
+    keys, values = cache.layer(2)
+    np.testing.assert_array_equal(keys[1, 1, 3], k[2, 1, 3, 1])
+    np.testing.assert_array_equal(values[1, 1, :, 3], -k[2, 1, 3, 1])
 
 
 def test_append_opens_the_next_slot_in_every_row():
@@ -49,7 +51,7 @@ def test_write_stores_one_layer_at_the_slot_only():
     v_new = jnp.full((B, 1, HKV, HD), -7.0)
     cache = cache.write(1, slot, k_new, v_new)
     np.testing.assert_array_equal(cache.k[1, :, :, L], 7.0)
-    np.testing.assert_array_equal(cache.v[1, :, :, L], -7.0)
+    np.testing.assert_array_equal(cache.v[1, :, :, :, L], -7.0)
     np.testing.assert_array_equal(cache.k[0, :, :, L], 0.0)  # other layers untouched
     np.testing.assert_array_equal(cache.k[:, :, :, :L], before.k[:, :, :, :L])  # the prompt untouched
 
@@ -72,7 +74,7 @@ def test_append_and_write_work_under_jit_with_a_traced_length():
 def test_pruned_cache_splits_at_the_lower_groups_depth():
     lower = prefill_cache()
     k = lower.k[:1, :, :, :3].swapaxes(2, 3)  # back to the prefill's [layers, B, L, Hkv, hd]
-    upper = KVCache.from_prefill(k, lower.v[:1, :, :, :3].swapaxes(2, 3), lower.valid[:, :3], 3)
+    upper = KVCache.from_prefill(k, lower.v[:1, :, :, :, :3].transpose(0, 1, 4, 2, 3), lower.valid[:, :3], 3)
     cache = PrunedKVCache(lower=lower, upper=upper)
     assert cache.prune_layer == LAYERS
     assert int(cache.upper.length) == 3 and int(cache.lower.length) == L

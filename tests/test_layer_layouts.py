@@ -1,6 +1,7 @@
 """The ways of walking the stacked decoder layers compute the same thing: prefill over a sub-range of
 the stack equals prefill over a slice of it, and decode gives the same logits and caches unrolled
-over per-layer weights as scanned over the stack."""
+over per-layer weights as scanned over the stack, and with its matrices stored weight-major
+(`[out, in]`, batched decode's layout) as stored `[in, out]`."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ import numpy as np
 import pytest
 
 from hr_jax.checkpoint import config_from_hf
+from hr_jax.engine.core import decode_step, decode_weights
 from hr_jax.testing.checkpoints import tiny_config
 from models.decoder import (
     decode_layers,
     decode_layout,
+    matmul_weight_major,
     prefill_layers,
     rope_tables,
     unstack_layers,
 )
-from models.kv_cache import KVCache
+from models.kv_cache import KVCache, PrunedKVCache
 from models.params import init_params
 
 
@@ -74,6 +77,34 @@ def test_decode_unrolled_matches_decode_scanned(setup):
     np.testing.assert_array_equal(c_unr.valid, c_scan.valid)
     assert bool(c_unr.valid[:, 12].all()) and not bool(c_unr.valid[:, 13:].any())
     assert int(c_unr.length) == int(c_scan.length) == 13
+
+
+def test_a_weight_major_product_is_the_plain_product():
+    x = jax.random.normal(jax.random.key(3), (3, 1, 16))
+    w = jax.random.normal(jax.random.key(4), (16, 24))
+    got = jax.jit(matmul_weight_major)(x, w.T)
+    assert got.shape == (3, 1, 24)
+    np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_decode_with_weight_major_matrices_matches_the_in_out_layout(setup):
+    cfg, params, h, valid, pos = setup
+    text = cfg.text
+    _, k, v = prefill_layers(h, params.layers, text, pos, valid)
+    lower = KVCache.from_prefill(k[:2], v[:2], valid, free_slots=2)
+    upper = KVCache.from_prefill(k[2:], v[2:], valid, free_slots=2)
+    cache = PrunedKVCache(lower=lower, upper=upper)
+    tok, at = jnp.array([5, 9]), valid.sum(1).astype(jnp.int32)
+    plain = decode_weights(params, cfg, 2, batch_size=1)
+    major = decode_weights(params, cfg, 2, batch_size=2)
+    assert not plain.weight_major and major.weight_major
+    assert major.lower[0].gate_w.shape == params.layers.gate_w.shape[1:][::-1]
+    step = jax.jit(decode_step, static_argnames="cfg")
+    want, want_cache = step(params, cfg, tok, at, cache, plain)
+    got, got_cache = step(params, cfg, tok, at, cache, major)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_cache.upper.v, want_cache.upper.v, rtol=1e-5, atol=1e-5)
 
 
 def test_decode_layout_follows_the_environment(monkeypatch):

@@ -18,7 +18,15 @@ from jax.sharding import Mesh
 
 from hr_jax.batch import AudioInput, Batch, make_batch
 from hr_jax.engine import buckets
-from hr_jax.engine.core import PrefillState, decode_core, forward_core, prefill_core, prefill_embeds_core
+from hr_jax.engine.core import (
+    PrefillState,
+    decode_core,
+    decode_weights_core,
+    forward_core,
+    prefill_core,
+    prefill_embeds_core,
+    run_decode,
+)
 from hr_jax.engine.planning import Prepared, PruningSpec, place, prepare
 from hr_jax.engine.sampling import SamplingSpec
 from hr_jax.model import Model
@@ -67,7 +75,7 @@ def release_programs() -> None:
     are freed and the next call of a shape compiles again. A long sweep calls it between (method,
     ratio) pairs so that its live programs stay bounded: XLA:CPU maps each loaded executable's code,
     and thousands of them exhaust the kernel's memory-map limit (`vm.max_map_count`)."""
-    for fn in (prefill_core, prefill_embeds_core, decode_core, forward_core):
+    for fn in (prefill_core, prefill_embeds_core, decode_core, decode_weights_core, forward_core):
         fn.clear_cache()
 
 
@@ -203,7 +211,7 @@ def generate_with(
     with warnings.catch_warnings():
         # CPU backends cannot donate; the cache is still consumed.
         warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
-        tokens, count = decode_core(
+        tokens, count = run_decode(
             p.params,
             model.config,
             state,

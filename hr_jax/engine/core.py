@@ -21,7 +21,14 @@ from hr_jax.engine.sampling import sample_tokens
 from hr_jax.pruning import LayerView, RouterArrays, Selection, select_tokens
 from hr_jax.pruning.slots import take_rows
 from hr_jax.sharding import CacheSharding
-from models.decoder import decode_layers, decode_layout, prefill_layers, rope_tables, unstack_layers
+from models.decoder import (
+    decode_layers,
+    decode_layout,
+    prefill_layers,
+    rms_norm,
+    rope_tables,
+    unstack_layers,
+)
 from models.family import family_of
 from models.kv_cache import KVCache, PrunedKVCache
 from models.language_model import forward_from_embeds, lm_logits, positions_from_mask
@@ -178,13 +185,44 @@ def _slice_layers(params: ThinkerParams, start: int, stop: int) -> Any:
     return jax.tree.map(lambda x: x[start:stop], params.layers)
 
 
-def decode_weights(params: ThinkerParams, cfg: ThinkerConfig, prune_layer: int) -> tuple[Any, Any]:
-    """The layer weights of decode's two cache groups (layers < M, layers >= M), in the layout of
-    `models.decoder.decode_layout`. Call it once per decode loop, outside the loop."""
+WEIGHT_MAJOR_MIN_ROWS = 2  # from this batch size decode's matrices are stored [out, in]
+
+
+@struct.dataclass
+class DecodeWeights:
+    """Decode's weights, laid out once per loop (outside it): the two cache groups' layers (layers < M,
+    layers >= M) in the layout of `models.decoder.decode_layout`, and the LM head `[D, V]`.
+
+    weight_major: the matrices are stored `[out, in]` (the head `[V, D]`) and applied with
+    `models.decoder.matmul_weight_major`: chosen for batches of `WEIGHT_MAJOR_MIN_ROWS` rows or more,
+    where XLA:CPU's GEMM would otherwise repack every `[in, out]` weight at every step."""
+
+    lower: Any
+    upper: Any
+    head: jax.Array
+    weight_major: bool = struct.field(pytree_node=False, default=False)
+
+
+def decode_weights(
+    params: ThinkerParams, cfg: ThinkerConfig, prune_layer: int, batch_size: int = 1
+) -> DecodeWeights:
+    """The weights a decode loop of `batch_size` rows reads (see `DecodeWeights`). Call it once per
+    loop, outside the loop; for a weight-major layout, outside the loop's program
+    (`decode_weights_core`): inside it, XLA turns the transposes into layout changes and the loop's
+    GEMMs read the `[in, out]` storage after all."""
     n = cfg.text.num_hidden_layers
+    head = params.embed.T if params.lm_head is None else params.lm_head
     if decode_layout() == "scan":
-        return _slice_layers(params, 0, prune_layer), _slice_layers(params, prune_layer, n)
-    return unstack_layers(params.layers, 0, prune_layer), unstack_layers(params.layers, prune_layer, n)
+        return DecodeWeights(
+            _slice_layers(params, 0, prune_layer), _slice_layers(params, prune_layer, n), head
+        )
+    major = batch_size >= WEIGHT_MAJOR_MIN_ROWS
+    return DecodeWeights(
+        lower=unstack_layers(params.layers, 0, prune_layer, major),
+        upper=unstack_layers(params.layers, prune_layer, n, major),
+        head=head.T if major else head,
+        weight_major=major,
+    )
 
 
 def decode_step(
@@ -193,18 +231,37 @@ def decode_step(
     tok: jax.Array,
     positions: jax.Array,
     cache: PrunedKVCache,
-    weights: tuple[Any, Any] | None = None,
+    weights: DecodeWeights | None = None,
 ) -> tuple[jax.Array, PrunedKVCache]:
     """Feeds tokens `[B]` at original positions `[B]`, appending them to both caches. Returns the
-    next-token logits `[B, V]` and the caches. `weights`: `decode_weights(...)`, hoisted out of a
-    loop by the caller."""
+    next-token logits `[B, V]` (float32) and the caches. `weights`: `decode_weights(...)`, hoisted out
+    of a loop by the caller."""
     text = cfg.text
-    lower_w, upper_w = decode_weights(params, cfg, cache.prune_layer) if weights is None else weights
+    w = decode_weights(params, cfg, cache.prune_layer, tok.shape[0]) if weights is None else weights
     h = params.embed[tok][:, None]
     cos, sin = rope_tables(positions[:, None], text)
-    h, lower = decode_layers(h, lower_w, text, cache.lower, cos, sin)
-    h, upper = decode_layers(h, upper_w, text, cache.upper, cos, sin)
-    return lm_logits(params, cfg, h[:, 0]), PrunedKVCache(lower=lower, upper=upper)
+    h, lower = decode_layers(h, w.lower, text, cache.lower, cos, sin, w.weight_major)
+    h, upper = decode_layers(h, w.upper, text, cache.upper, cos, sin, w.weight_major)
+    x = rms_norm(h[:, 0], params.norm, text.rms_norm_eps)
+    if w.weight_major:  # as `lm_logits`, float32 out
+        logits = jax.lax.optimization_barrier(
+            jnp.einsum("vd,bd->vb", w.head, x, preferred_element_type=jnp.float32)
+        ).T
+    else:
+        logits = jnp.einsum("bd,dv->bv", x, w.head, preferred_element_type=jnp.float32)
+    return logits, PrunedKVCache(lower=lower, upper=upper)
+
+
+decode_weights_core = jax.jit(decode_weights, static_argnames=("cfg", "prune_layer", "batch_size"))
+
+
+def run_decode(
+    params: ThinkerParams, cfg: ThinkerConfig, state: PrefillState, key: jax.Array, **sampling: Any
+) -> tuple[jax.Array, jax.Array]:
+    """The decode loop (`decode_core`, donating `state`) with its weights laid out by their own program
+    first (`decode_weights_core`). `sampling`: `decode_core`'s keyword arguments."""
+    weights = decode_weights_core(params, cfg, state.cache.prune_layer, state.logits.shape[0])
+    return decode_core(params, cfg, state, key, weights, **sampling)
 
 
 @functools.partial(
@@ -217,6 +274,7 @@ def decode_core(
     cfg: ThinkerConfig,
     state: PrefillState,
     key: jax.Array,
+    weights: DecodeWeights,
     *,
     max_new: int,
     temperature: float,
@@ -225,13 +283,13 @@ def decode_core(
     pad_id: int,
 ) -> tuple[jax.Array, jax.Array]:
     """One compiled decode loop (`lax.while_loop`) over both caches; the prefill state is donated.
+    `weights`: `decode_weights_core(params, cfg, prune_layer, B)` (`run_decode` calls both).
 
     Returns tokens `[B, max_new]` (pad after a row stops) and `[B]` generated counts (including the
     stop token). Both caches need `max_new - 1` free slots.
     """
     bsz = state.logits.shape[0]
     stops = jnp.asarray(stop_ids, jnp.int32)
-    weights = decode_weights(params, cfg, state.cache.prune_layer)  # loop-invariant: split once
 
     def choose(s: DecodeState, logits: jax.Array) -> DecodeState:
         """Samples step `s.step`'s token from `logits [B, V]` and records it."""

@@ -223,13 +223,23 @@ def place(arrays: Sequence[np.ndarray], mesh: Mesh | None) -> list[jax.Array]:
     return [jax.device_put(a, sharding) for a in pad_rows(arrays, axis_size(mesh, DATA))]
 
 
-def prepare(
+@dataclasses.dataclass(frozen=True)
+class HostPlan:
+    """`prepare`'s host half: the plan, the bucket-padded host arrays (input_ids, attention_mask,
+    input_features, feature_attention_mask, keep_k), the router, the left padding the bucket added and
+    the caller's rows."""
+
+    plan: Plan
+    arrays: tuple[np.ndarray, ...]
+    router: Router
+    shift: int
+    rows: int
+
+
+def plan_batch(
     model: Model, batch: Batch, spec: PruningSpec, cache_extra: int = 0, mesh: Mesh | None = None
-) -> Prepared:
-    """Buckets the batch, plans the prefill and places its inputs: split over the rows of `mesh` (default
-    the model's own, `Model.mesh`) with the parameters on it by the logical-axis rules.
-    `cache_extra`: free KV-cache slots to allocate for decoding."""
-    mesh = mesh if mesh is not None else model.mesh
+) -> HostPlan:
+    """Buckets the batch and plans its prefill, on the host (no device work)."""
     router, m = resolve_router(model, spec, warn=spec.prunes)
     prefilter = router.prefilter_for(spec.method) if is_routed(spec.method) else None
     padded = pad_to_buckets(model, batch)
@@ -237,19 +247,36 @@ def prepare(
     if mesh is not None:
         kv = CacheSharding.for_mesh(mesh, model.config.text.num_key_value_heads)
         plan = dataclasses.replace(plan, cache_sharding=kv)
-    arrays = [
+    arrays = (
         padded.input_ids,
         padded.attention_mask,
         padded.input_features,
         padded.feature_attention_mask,
         keep,
-    ]
-    return Prepared(
-        plan=plan,
-        inputs=PrefillInputs(*place(arrays, mesh)),
-        router=RouterArrays.from_router(router),
-        key=jax.random.key(spec.seed),
-        shift=padded.input_ids.shape[1] - batch.input_ids.shape[1],
-        params=on_mesh(model, mesh).params,
-        rows=batch.input_ids.shape[0],
     )
+    shift = padded.input_ids.shape[1] - batch.input_ids.shape[1]
+    return HostPlan(plan, arrays, router, shift, batch.input_ids.shape[0])
+
+
+def place_plan(model: Model, host: HostPlan, spec: PruningSpec, mesh: Mesh | None = None) -> Prepared:
+    """`prepare`'s device half: the planned inputs, router arrays and key on device (split over the rows
+    of `mesh`), the parameters on the mesh."""
+    return Prepared(
+        plan=host.plan,
+        inputs=PrefillInputs(*place(host.arrays, mesh)),
+        router=RouterArrays.from_router(host.router),
+        key=jax.random.key(spec.seed),
+        shift=host.shift,
+        params=on_mesh(model, mesh).params,
+        rows=host.rows,
+    )
+
+
+def prepare(
+    model: Model, batch: Batch, spec: PruningSpec, cache_extra: int = 0, mesh: Mesh | None = None
+) -> Prepared:
+    """Buckets the batch, plans the prefill and places its inputs: split over the rows of `mesh` (default
+    the model's own, `Model.mesh`) with the parameters on it by the logical-axis rules.
+    `cache_extra`: free KV-cache slots to allocate for decoding."""
+    mesh = mesh if mesh is not None else model.mesh
+    return place_plan(model, plan_batch(model, batch, spec, cache_extra, mesh), spec, mesh)

@@ -25,7 +25,7 @@ def answer_logprob_core(
 ) -> jax.Array:
     """Sum of log p(answer[t] | prompt, answer[:t]) over valid t. answer/answer_mask `[B, A]`;
     the caches must have `A` free slots. Returns `[B]` float32."""
-    weights = decode_weights(params, cfg, state.cache.prune_layer)
+    weights = decode_weights(params, cfg, state.cache.prune_layer, state.logits.shape[0])
 
     def body(carry, t):
         logits, cache = carry

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from models.family import check_padding
+
 SAMPLE_RATE = 16000
 HOP_LENGTH = 160
 WIN_LENGTH = 400
@@ -123,7 +125,12 @@ class Phi4LogMel:
     config: Phi4FeatureConfig = Phi4FeatureConfig()
     max_samples: int | None = None  # no limit of its own (the decoder's positions bound the audio)
 
-    def __call__(self, waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, waveforms: Sequence[np.ndarray], padding: str = "max_length"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`[B, mel, T]` features and `[B, T]` mask, T the longest clip's frames (the Phi-4 processor
+        pads to the longest, so both `padding`s are the same)."""
+        check_padding(padding)
         if len(waveforms) == 0:
             raise ValueError("the feature extractor needs at least one waveform")
         mels = [log_mel(w, self.config.feature_size, self.config.mel_max_frequency) for w in waveforms]

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from models.family import check_padding
+
 SAMPLE_RATE = 16000
 HOP_LENGTH = 160
 N_FFT = 400
@@ -192,13 +194,16 @@ def check_feature_length(n_samples: int, fe: FeatureConfig, index: int | None = 
 
 
 def extract_features(
-    waveforms: Sequence[np.ndarray], fe: FeatureConfig | None = None
+    waveforms: Sequence[np.ndarray], fe: FeatureConfig | None = None, padding: str = "max_length"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Batch Whisper features and frame mask, exactly as the Qwen2.5-Omni processor produces them.
 
     Args:
       waveforms: B non-empty 1-D 16 kHz waveforms (``[n_b]``), each at most ``fe.n_samples`` long.
       fe: the checkpoint's feature config (default: the released models', 128 bins, 300 s).
+      padding: "max_length" (the processor's, below) or "longest": the same arrays cut after the
+        longest row's ``ceil(n / 160)`` frames (what the model reads; a 30 s clip costs 3,000 frames of
+        host work and memory, not 30,000).
 
     Returns:
       ``input_features [B, feature_size, nb_max_frames]`` float32 and ``feature_attention_mask
@@ -225,10 +230,13 @@ def extract_features(
         rows.append(w)
 
     n_frames = fe.nb_max_frames
+    if check_padding(padding) == "longest":
+        n_frames = min(n_frames, max(num_feature_frames(w.shape[0]) for w in rows))
     features = np.empty((len(rows), fe.feature_size, n_frames), dtype=np.float32)
     mask = np.zeros((len(rows), n_frames), dtype=np.int32)
     for b, w in enumerate(rows):
         own, pad_value = _own_frames(w, fe)
+        own = own[:, :n_frames]
         features[b, :, : own.shape[1]] = own
         features[b, :, own.shape[1] :] = pad_value
         mask[b, : num_feature_frames(w.shape[0])] = 1
@@ -272,9 +280,12 @@ class LogMelExtractor:
         """The longest waveform it takes (the reference processor cuts longer ones)."""
         return self.config.n_samples
 
-    def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """`[B, mel, nb_max_frames]` features and `[B, nb_max_frames]` mask (see `extract_features`)."""
-        return extract_features(waveforms, self.config)
+    def __call__(
+        self, waveforms: list[np.ndarray], padding: str = "max_length"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`[B, mel, T]` features and `[B, T]` mask, T = nb_max_frames or the longest clip's frames
+        (see `extract_features`)."""
+        return extract_features(waveforms, self.config, padding)
 
     @classmethod
     def for_checkpoint(cls, ckpt_dir: str | os.PathLike, cfg: Any) -> LogMelExtractor:
