@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 
 import numpy as np
 
+from bench.timing import measure
+
 
 def _median_ms(fn: Callable[[], object], sync: Callable[[object], object], repeats: int) -> float:
-    sync(fn())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sync(fn())
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    return 1e3 * measure(lambda _: sync(fn()), repeats=repeats, warmup=1)["median_s"]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -116,9 +111,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 f"torch {p:7.2f} ms ({flops[name] / p / 1e6:6.1f} GFLOP/s)  jax/torch time {j / p:.2f}"
             )
         m = _median_ms(lambda: sdpa(tq, tk, tk, attn_mask=mask), lambda r: r, a.repeats)
-        print(
-            f"{'attention, torch with a mask':28s} {m:7.2f} ms (transformers' sdpa given a padding mask)"
-        )
+        print(f"{'attention, torch with a mask':28s} {m:7.2f} ms (transformers' sdpa given a padding mask)")
         records.append({"op": "attention (torch, explicit mask)", "tokens": n, "torch_ms": m})
     if a.json:
         with open(a.json, "w") as fh:

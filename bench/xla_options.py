@@ -18,6 +18,8 @@ import warnings
 
 import numpy as np
 
+from bench.timing import summarize
+
 YNN_OFF = {"xla_cpu_experimental_ynn_fusion_type": ""}
 VARIANTS: dict[str, dict[str, str] | None] = {
     "default": None,
@@ -61,20 +63,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     records = []
     for name, t in times.items():
         out = np.asarray(compiled[name](p.params, h, *args).logits)
-        q1, med, q3 = np.percentile(t, [25, 50, 75])
+        stats = summarize(t)
+        med = stats["median_s"]
         rec = {
             "variant": name,
             "options": VARIANTS[name],
             "seconds": a.seconds,
-            "median_s": float(med),
-            "iqr_s": float(q3 - q1),
+            "median_s": med,
+            "iqr_s": stats["iqr_s"],
             "times_s": t,
             "vs_default": float(np.median(times["default"]) / med),
             "max_rel_diff": float(np.abs(out - ref).max() / np.abs(ref).max()),
         }
         records.append(rec)
         print(
-            f"{a.seconds:g}s {name:12s} {1e3 * med:8.1f} ms (IQR {1e3 * (q3 - q1):5.1f})  "
+            f"{a.seconds:g}s {name:12s} {1e3 * med:8.1f} ms (IQR {1e3 * stats['iqr_s']:5.1f})  "
             f"{rec['vs_default']:.2f}x default  max rel diff {rec['max_rel_diff']:.1e}"
         )
     if a.json:
