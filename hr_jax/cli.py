@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: hr-jax {" + ",".join(COMMANDS) + "} [options]   (hr-jax COMMAND --help for details)")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     module, func = COMMANDS[argv[0]]
+    from hr_jax.compilation_cache import enable_compilation_cache
+
+    enable_compilation_cache()  # a second run over the same shapes compiles nothing
     try:
         return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
     except (ValueError, FileNotFoundError) as exc:  # CheckpointNotFound is a FileNotFoundError

@@ -19,8 +19,9 @@ from hr_jax import training as T
 from hr_jax.training.config import CTC_SLOTS, SPEECH_CLIPS
 from hr_jax.training.data import render_clip
 from hr_jax.training.heldout import ctc_greedy
-from hr_jax.training.loop import make_optimizer, make_train_step, param_groups
-from hr_jax.training.milestone import initial_params, write_milestone
+from hr_jax.training.loop import make_train_step
+from hr_jax.training.milestone import write_milestone
+from hr_jax.training.state import initial_params, make_optimizer, param_groups
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

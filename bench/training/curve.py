@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hr_jax.checkpoint import convert
 from hr_jax.training import accuracy, export_run
-from hr_jax.training.loop import checkpoint_manager
+from hr_jax.training.state import checkpoint_manager
 
 
 def kept_steps(run: Path) -> list[int]:

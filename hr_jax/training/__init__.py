@@ -62,14 +62,8 @@ CLI::
 from hr_jax.training.config import TrainConfig, demo_model
 from hr_jax.training.data import collate, load_tokenizer, make_train_example, prompt_for
 from hr_jax.training.export import accuracy, export_run
-from hr_jax.training.loop import (
-    TOKENIZER_FILES,
-    init_model,
-    init_train_params,
-    loss_fn,
-    restore_latest,
-    train,
-)
+from hr_jax.training.loop import TOKENIZER_FILES, loss_fn, train
+from hr_jax.training.state import init_model, init_train_params, restore_latest
 
 __all__ = [
     "TOKENIZER_FILES",

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hr_jax.compilation_cache import enable_compilation_cache
 from hr_jax.training import __doc__ as TRAINING_DOC
 from hr_jax.training.config import PROMPT_STYLES, TrainConfig, demo_model
 from hr_jax.training.export import accuracy, export_run
@@ -66,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--init-from", default=None, metavar="CKPT", help="a fresh run starts from these weights")
     p.add_argument("--cache-dir", default=None, help="keep rendered clips and log-mel here, for reuse")
+    p.add_argument("--compilation-cache", default=None, metavar="DIR",
+                   help="JAX's persistent compilation cache (default $HR_JAX_CACHE/jax)")  # fmt: skip
     for f in dataclasses.fields(TrainConfig):
         if f.name in SPECIAL_FLAGS:
             continue
@@ -103,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.model:
         overrides = json.loads(a.model)
         kw["model"] = demo_model(overrides.get("text"), overrides.get("audio"))
+    enable_compilation_cache(a.compilation_cache)
     summary = train(TrainConfig(**kw), a.out, stop_after=a.stop_after, progress=not a.no_progress,
                     init_from=a.init_from, cache_dir=a.cache_dir, workers=a.workers)  # fmt: skip
     print(json.dumps(summary))

@@ -21,7 +21,8 @@ from hr_jax.synth import TASK_NAMES, task_file
 from hr_jax.tokenizer import special_token_ids
 from hr_jax.training.config import TrainConfig
 from hr_jax.training.data import prompt_for
-from hr_jax.training.loop import TOKENIZER_FILES, restore_latest
+from hr_jax.training.loop import TOKENIZER_FILES
+from hr_jax.training.state import restore_latest
 
 
 def export_run(out_dir: str | os.PathLike, hf_dir: str | os.PathLike, step: int | None = None) -> Path:

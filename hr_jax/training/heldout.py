@@ -114,7 +114,7 @@ class HeldOut:
 def score_run(run_dir: str | os.PathLike, seed: int, n: int) -> dict[str, Any]:
     """The held-out scores of run `run_dir`'s latest checkpoint on `n` clips of `seed`."""
     from hr_jax.training.data import load_tokenizer
-    from hr_jax.training.loop import restore_latest
+    from hr_jax.training.state import restore_latest
 
     run = Path(run_dir)
     tcfg = TrainConfig.from_json(json.loads((run / "train_config.json").read_text()))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import shutil
 import signal
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
@@ -32,78 +30,12 @@ from tqdm import tqdm
 from hr_jax.training.config import TrainConfig
 from hr_jax.training.data import DataStream, build_run_tokenizer, load_tokenizer
 from hr_jax.training.heldout import HeldOut
-from hr_jax.training.labels import TOKEN_CLASSES
-from hr_jax.training.milestone import init_tokenizer_dir, initial_params
-from hr_jax.training.objective import AudioHeads, encoder_loss_fn, loss_fn
-from models.params import init_params, normal
+from hr_jax.training.objective import encoder_loss_fn, loss_fn
+from hr_jax.training.state import checkpoint_manager, init_tokenizer_dir, make_optimizer, restore_latest
 from models.qwen2_5_omni.config import ThinkerConfig
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                    "chat_template.json", "preprocessor_config.json")  # fmt: skip
-
-
-def init_model(tcfg: TrainConfig):
-    """Random parameters: `models.params.init_params` (std 0.02), with the residual output projections
-    (decoder `o_w`, `down_w`; encoder `o_w`, `fc2_w`) scaled by 1/sqrt(2·layers) as in GPT-2."""
-    cfg = tcfg.model
-    p = init_params(cfg, jax.random.PRNGKey(tcfg.init_seed))
-    sd = 1.0 / math.sqrt(2 * cfg.text.num_hidden_layers)
-    sa = 1.0 / math.sqrt(2 * cfg.audio.encoder_layers)
-    layers = p.layers.replace(o_w=p.layers.o_w * sd, down_w=p.layers.down_w * sd)
-    alayers = p.audio.layers.replace(o_w=p.audio.layers.o_w * sa, fc2_w=p.audio.layers.fc2_w * sa)
-    return cfg, p.replace(layers=layers, audio=p.audio.replace(layers=alayers))
-
-
-def init_train_params(tcfg: TrainConfig) -> tuple[ThinkerConfig, dict[str, Any]]:
-    """`{"model": ThinkerParams, "heads": AudioHeads}` at their initial values."""
-    cfg, model = init_model(tcfg)
-    d, v = cfg.audio.output_dim, cfg.text.vocab_size
-    k1, k2 = jax.random.split(jax.random.PRNGKey(tcfg.init_seed + 1))
-    heads = AudioHeads(
-        cls_w=normal(k1, (d, len(TOKEN_CLASSES)), jnp.float32),
-        cls_b=jnp.zeros((len(TOKEN_CLASSES),), jnp.float32),
-        ctc_w=normal(k2, (d, v + 1), jnp.float32),
-        ctc_b=jnp.zeros((v + 1,), jnp.float32),
-    )
-    return cfg, {"model": model, "heads": heads}
-
-
-def param_groups(params: dict[str, Any]) -> dict[str, Any]:
-    """`params` with each leaf replaced by its group: "encoder" (the audio encoder up to its last
-    norm), "projection" (its output projection to the text width), "decoder" (everything else of the
-    model) or "heads" (the training heads)."""
-    model = params["model"]
-    group = lambda tree, name: jax.tree.map(lambda _: name, tree)  # noqa: E731
-    audio = group(model.audio, "encoder").replace(proj_w="projection", proj_b="projection",
-                                                  bos_eos_embedding="decoder")  # fmt: skip
-    return {"model": group(model, "decoder").replace(audio=audio), "heads": group(params["heads"], "heads")}
-
-
-def make_optimizer(tcfg: TrainConfig):
-    """AdamW (warm-up + cosine, global-norm clipping) on what `tcfg.stage` trains: in stage "encoder"
-    the encoder, its projection and the heads (the decoder gets no update, not even weight decay);
-    otherwise everything. The encoder learns at `encoder_lr_scale` x the schedule (0: frozen)."""
-    sched = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=tcfg.lr, warmup_steps=tcfg.warmup_steps,
-        decay_steps=max(tcfg.steps, tcfg.warmup_steps + 1), end_value=tcfg.lr * tcfg.min_lr_ratio,
-    )  # fmt: skip
-    decay_mask = lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)  # noqa: E731 - no decay on norms/biases
-
-    def adamw(lr):
-        return optax.adamw(lr, b1=0.9, b2=0.98, eps=1e-8, weight_decay=tcfg.weight_decay, mask=decay_mask)
-
-    scale = tcfg.encoder_lr_scale
-    frozen = {"encoder": scale == 0, "projection": False, "decoder": tcfg.stage == "encoder", "heads": False}
-    lrs = {"encoder": sched if scale == 1 else lambda s: scale * sched(s)}
-    per_group = {g: optax.set_to_zero() if f else adamw(lrs.get(g, sched)) for g, f in frozen.items()}
-    # frozen groups' gradients are dropped before clipping, so they do not shrink the others' steps
-    drop = {g: optax.set_to_zero() if f else optax.identity() for g, f in frozen.items()}
-    opt = optax.chain(
-        optax.multi_transform(drop, param_groups),
-        optax.clip_by_global_norm(tcfg.clip_norm),
-        optax.multi_transform(per_group, param_groups),
-    )
-    return opt, sched
 
 
 def make_train_step(cfg: ThinkerConfig, opt, weights: tuple[float, float], stage: str = "joint"):
@@ -151,40 +83,6 @@ def plot_loss(log_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
-
-
-KEEP_PERIOD = 300  # checkpoints at multiples of this many steps are never deleted (accuracy-vs-steps curve)
-
-
-def checkpoint_manager(out: Path, save_every: int):
-    """The run's orbax checkpoints: the latest two, plus every `KEEP_PERIOD`-th step."""
-    opts = ocp.CheckpointManagerOptions(
-        max_to_keep=2, keep_period=KEEP_PERIOD, save_interval_steps=save_every, create=True
-    )
-    return ocp.CheckpointManager(out / "ckpt", options=opts)
-
-
-def restore_latest(
-    out: Path, tcfg: TrainConfig, init_from: str | os.PathLike | None = None, step: int | None = None
-):
-    """(step, cfg, params, opt_state) of the latest (or `step`'s) checkpoint under `out/ckpt`, or of a
-    fresh start (step 0): random parameters, or with `init_from` what that holds
-    (`hr_jax.training.milestone.initial_params`). `params`: {"model": ThinkerParams, "heads": AudioHeads}."""
-    out = Path(out).absolute()  # orbax takes absolute paths only
-    cfg, params = init_train_params(tcfg)
-    if init_from is not None:
-        params, _ = initial_params(init_from, cfg, params)
-    opt, _ = make_optimizer(tcfg)
-    opt_state = opt.init(params)
-    mgr = checkpoint_manager(out, tcfg.save_every)
-    step = mgr.latest_step() if step is None else step
-    if step is not None:
-        target = {"params": params, "opt_state": opt_state}
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        state = mgr.restore(step, args=ocp.args.StandardRestore(abstract))
-        params, opt_state = state["params"], state["opt_state"]
-    mgr.close()
-    return step or 0, cfg, params, opt_state
 
 
 def _raise_interrupt(*_: Any) -> None:
@@ -236,8 +134,6 @@ def train(
                 raise ValueError(f"{out} holds a run with a different config (saved, given): {diff}")
     else:
         cfg_path.write_text(json.dumps(tcfg.to_json(), indent=2) + "\n")
-    jax.config.update("jax_compilation_cache_dir", str(out / "jax_cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
     if tokenizer_dir is None and init_from is not None:
         tokenizer_dir = init_tokenizer_dir(init_from)  # the weights' own token ids

@@ -20,22 +20,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from hr_jax.checkpoint import load_params
 from hr_jax.training.config import TrainConfig
-from models.qwen2_5_omni.config import ThinkerConfig
+from hr_jax.training.state import MILESTONE_FILE, TRAINED_FILE, named_leaves, param_groups, restore_latest
 
-MILESTONE_FILE = "milestone.json"
-TRAINED_FILE = "trained.npz"
 RUN_FILES = ("train_config.json", "train_log.jsonl", "loss.png")
-
-
-def _named_leaves(params: dict[str, Any]) -> dict[str, jax.Array]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(params)
-    return {jax.tree_util.keystr(path): leaf for path, leaf in flat}
 
 
 def _trained_groups(tcfg: TrainConfig) -> tuple[str, ...]:
@@ -50,15 +40,13 @@ def write_milestone(
 ) -> Path:
     """Writes the milestone of run `run_dir` (its latest checkpoint, which started from `base`: a
     converted checkpoint, a run directory or another milestone)."""
-    from hr_jax.training.loop import param_groups, restore_latest
-
     run, out = Path(run_dir), Path(out_dir)
     tcfg = TrainConfig.from_json(json.loads((run / "train_config.json").read_text()))
     step, _, params, _ = restore_latest(run, tcfg)
     if not step:
         raise FileNotFoundError(f"no checkpoint under {run / 'ckpt'}")
     groups = _trained_groups(tcfg)
-    names, leaves = _named_leaves(param_groups(params)), _named_leaves(params)
+    names, leaves = named_leaves(param_groups(params)), named_leaves(params)
     keep = {k: np.asarray(v, np.float32) for k, v in leaves.items() if names[k] in groups}
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -75,47 +63,3 @@ def write_milestone(
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
-
-
-def initial_params(
-    init_from: str | os.PathLike, cfg: ThinkerConfig, fresh: dict[str, Any]
-) -> tuple[dict[str, Any], Path]:
-    """`fresh` (`{"model", "heads"}` of the run's model `cfg`) overwritten with what `init_from` holds,
-    and the tokenizer directory that goes with those weights."""
-    src = Path(init_from)
-    if (src / MILESTONE_FILE).exists():
-        meta = json.loads((src / MILESTONE_FILE).read_text())
-        params, _ = initial_params(src / meta["base"], cfg, fresh)
-        with np.load(src / TRAINED_FILE) as z:
-            saved = {k: z[k] for k in z.files}
-        flat, treedef = jax.tree_util.tree_flatten_with_path(params)
-        leaves = []
-        for path, leaf in flat:
-            name = jax.tree_util.keystr(path)
-            if name in saved and saved[name].shape != leaf.shape:
-                got = saved[name].shape
-                raise ValueError(f"{src / TRAINED_FILE}: {name} is {got}, the run's {leaf.shape}")
-            leaves.append(jnp.asarray(saved[name]) if name in saved else leaf)
-        return jax.tree_util.tree_unflatten(treedef, leaves), src / "tokenizer"
-    if (src / "train_config.json").exists():
-        from hr_jax.training.loop import restore_latest
-
-        tcfg = TrainConfig.from_json(json.loads((src / "train_config.json").read_text()))
-        if tcfg.model != cfg:
-            raise ValueError(f"--init-from {src}: that run trains another model than this run's config")
-        step, _, params, _ = restore_latest(src, tcfg)
-        if not step:
-            raise FileNotFoundError(f"--init-from {src}: no checkpoint under {src / 'ckpt'}")
-        return params, src / "tokenizer"
-    saved_cfg, model = load_params(src, dtype=jnp.float32)
-    if saved_cfg != cfg:
-        raise ValueError(f"--init-from {src} holds another model than the run's config")
-    return dict(fresh, model=model), src
-
-
-def init_tokenizer_dir(init_from: str | os.PathLike) -> Path:
-    """The tokenizer of the weights `init_from` holds (see `initial_params`)."""
-    src = Path(init_from)
-    if (src / MILESTONE_FILE).exists() or (src / "train_config.json").exists():
-        return src / "tokenizer"
-    return src
