@@ -3,15 +3,8 @@
 Counting rules (one multiply-add = 2 FLOPs; elementwise work, norms, softmax and RoPE are ignored
 except in the HeadRouter probe, where they are counted because the probe is nothing else):
 
-- Audio encoder, over `frames` mel frames cut into windows of `2·n_window` frames (the last one
-  partial): conv1 (k3, stride 1) `2·frames·3·mel·d`; conv2 (k3, stride 2) `2·t·3·d²` with `t` conv
-  frames; per layer `t·(8d² + 4df)` for q/k/v/o and fc1/fc2 plus windowed attention
-  `Σ_w 4·t_w²·d` (QKᵀ and PV, `t_w` frames of window w); the projection `2·(t/2)·d·out`.
-- Phi-4's Conformer encoder over `t = ceil(frames / 8)` subsampled frames: the NeMo subsampling
-  (a full 3x3 conv to C channels, then depthwise 3x3 + pointwise C² pairs, then a linear of
-  `C·mel'` to d), per block `t·(8d² + 12df)` for q/k/v/o and the two gated half-step FFNs, the conv
-  module `t·(8d² + 2dk)` and attention `4·t_c²·d` per 500-frame chunk; the projection
-  `2t·d·D + 2t·D²`.
+- Audio encoder and projection: each family's own count (`ModelFamily.encoder_cost`:
+  `models.qwen2_5_omni.flops`, `models.phi4mm.flops`).
 - Decoder layer over `n` query tokens attending to `kv` keys: projections
   `2n·D·(Hq+2Hkv)·hd + 2n·Hq·hd·D`, SwiGLU `6n·D·F`, attention `4·n·kv·Hq·hd` (`dense`: the full
   masked matrix, what transformers' sdpa computes on CPU with a mask; `causal`: the lower triangle
@@ -43,10 +36,7 @@ import time
 
 from models.config import TextConfig
 from models.family import family_of
-from models.phi4mm.config import MAX_ENCODER_FRAMES, ConformerConfig
-from models.qwen2_5_omni.config import AudioConfig, ThinkerConfig
 
-MEL_FRAMES_PER_SECOND = 100
 TEXT_BEFORE_AUDIO = 40  # system prompt + chat template tokens before <|audio_bos|> (bench inputs)
 TEXT_AFTER_AUDIO = 24  # instruction + template tail after <|audio_eos|> (bench inputs)
 
@@ -65,21 +55,6 @@ class Cost:
 
 # --------------------------------------------------------------------------------------------------
 # Parameter counts
-
-
-def encoder_params(a: AudioConfig) -> int:
-    d, f = a.d_model, a.encoder_ffn_dim
-    layer = 4 * d * d + 3 * d + 2 * d * f + f + d + 4 * d  # q,k,v,o (+q,v,o bias), fc1/fc2, 2 LayerNorms
-    return (
-        3 * a.num_mel_bins * d
-        + d
-        + 3 * d * d
-        + d
-        + a.encoder_layers * layer
-        + 2 * d
-        + d * a.output_dim
-        + a.output_dim
-    )
 
 
 def decoder_layer_params(t: TextConfig) -> int:
@@ -103,54 +78,12 @@ def decode_weight_params(t: TextConfig) -> int:
 # Stage costs
 
 
-def conformer_params(a: ConformerConfig, out_dim: int) -> int:
-    d, f, c, k = a.hidden_size, a.intermediate_size, a.nemo_conv_channels, a.kernel_size
-    ffn = 2 * d + 2 * d * f + 2 * f + f * d + d
-    block = (
-        2 * ffn + 4 * (d * d + d) + 3 * 2 * d + (2 * d * d + 2 * d + 2 * d) + (k * d + d) + 2 * (d * d + d)
-    )
-    pairs = a.num_subsampling_convs - 1
-    sub = 9 * c + c + pairs * (9 * c + c + c * c + c) + c * a.subsampled_mel * d + d
-    return sub + a.num_blocks * block + d * out_dim + out_dim + out_dim * out_dim + out_dim
-
-
-def conformer_cost(
-    a: ConformerConfig, out_dim: int, frames: int, batch: int = 1, dtype_bytes: int = 4
-) -> Cost:
-    """Phi-4's Conformer encoder and projection over `frames` feature frames per row."""
-    d, f, c, k = a.hidden_size, a.intermediate_size, a.nemo_conv_channels, a.kernel_size
-    t_, mel = frames, a.input_size
-    fl = 0.0
-    for stage in range(a.num_subsampling_convs):
-        t_, mel = (t_ - 1) // 2 + 1, (mel - 1) // 2 + 1
-        fl += 2 * t_ * mel * 9 * c  # the full 1 -> C conv, then depthwise convs: 9 taps per channel
-        if stage:
-            fl += 2 * t_ * mel * c * c  # pointwise
-    t = t_
-    fl += 2 * t * c * a.subsampled_mel * d
-    chunks = [min(MAX_ENCODER_FRAMES, t - s) for s in range(0, t, MAX_ENCODER_FRAMES)] if t else []
-    per_block = (
-        t * (8 * d * d + 12 * d * f) + t * (8 * d * d + 2 * d * k) + sum(4 * n * n * d for n in chunks)
-    )
-    fl += a.num_blocks * per_block + 2 * t * d * out_dim + 2 * t * out_dim * out_dim
-    return Cost(batch * fl, conformer_params(a, out_dim) * dtype_bytes + batch * frames * a.input_size * 4)
-
-
-def encoder_cost(a, frames: int, batch: int = 1, dtype_bytes: int = 4, out_dim: int | None = None) -> Cost:
-    """Audio encoder over `frames` mel frames per row (pass the padded count for what a static-shape
-    implementation computes, the valid count for the useful work). Phi-4's Conformer
-    (`ConformerConfig`) needs the decoder width `out_dim`."""
-    if isinstance(a, ConformerConfig):
-        return conformer_cost(a, out_dim or a.hidden_size, frames, batch, dtype_bytes)
-    d, f, win = a.d_model, a.encoder_ffn_dim, a.window_frames
-    windows = [min(win, frames - s) for s in range(0, frames, win)]
-    conv_t = [(w - 1) // 2 + 1 for w in windows]  # conv2 frames per window
-    t = sum(conv_t)
-    fl = 2 * frames * 3 * a.num_mel_bins * d + 2 * t * 3 * d * d
-    per_layer = t * (8 * d * d + 4 * d * f) + sum(4 * tw * tw * d for tw in conv_t)
-    fl += a.encoder_layers * per_layer
-    fl += 2 * (t // 2) * d * a.output_dim
-    return Cost(batch * fl, encoder_params(a) * dtype_bytes + batch * frames * a.num_mel_bins * 4)
+def encoder_cost(cfg, frames: int, batch: int = 1, dtype_bytes: int = 4) -> Cost:
+    """The audio encoder and projection over `frames` feature frames per row, from the family's own
+    count (`ModelFamily.encoder_cost`; pass the padded count for what a static-shape implementation
+    computes, the valid count for the useful work). Bytes: the weights once, and the float32 features."""
+    flops, params, bins = family_of(cfg).encoder_cost(cfg, frames)
+    return Cost(batch * flops, params * dtype_bytes + batch * frames * bins * 4)
 
 
 ATTENTION_COUNTS = ("dense", "causal", "blocked")
@@ -253,18 +186,19 @@ class Shapes:
 
 
 def bench_shapes(seconds: float, cfg=None) -> Shapes:
-    """Shapes of one benchmark row of `seconds` of audio for `cfg`'s family (default Qwen2.5-Omni:
-    25 audio tokens a second between `<|audio_bos|>` / `<|audio_eos|>`; Phi-4: 12.5, no markers)."""
-    if isinstance(cfg, ThinkerConfig) or cfg is None:
-        frames = int(round(seconds * MEL_FRAMES_PER_SECOND))
-        from models.qwen2_5_omni.config import num_audio_tokens
+    """Shapes of one benchmark row of `seconds` of audio for `cfg`'s family (default: the default
+    family's `small` preset): its feature frames and audio tokens, between `TEXT_BEFORE_AUDIO` and
+    `TEXT_AFTER_AUDIO` text tokens and the audio markers its prompt puts around them."""
+    if cfg is None:
+        from bench.presets import preset_config
 
-        na = num_audio_tokens(frames)
-        return Shapes(frames, na, TEXT_BEFORE_AUDIO + 2 + na + TEXT_AFTER_AUDIO, TEXT_AFTER_AUDIO)
-    samples = int(round(seconds * 16000))
-    frames = max(0, (samples - 400) // 160 + 1)
-    na = int(family_of(cfg).num_audio_tokens(cfg, frames))
-    return Shapes(frames, na, TEXT_BEFORE_AUDIO + na + TEXT_AFTER_AUDIO, TEXT_AFTER_AUDIO)
+        cfg = preset_config("small")
+    family = family_of(cfg)
+    frames = family.feature_frames(cfg, int(round(seconds * 16000)))
+    na = int(family.num_audio_tokens(cfg, frames))
+    before, after = family.audio_markers(cfg)
+    seq = TEXT_BEFORE_AUDIO + len(before) + na + len(after) + TEXT_AFTER_AUDIO
+    return Shapes(frames, na, seq, TEXT_AFTER_AUDIO)
 
 
 def predicted_speedup(
@@ -385,7 +319,7 @@ def model_table(
     rows = []
     for s in seconds:
         sh = bench_shapes(s, cfg)
-        enc = encoder_cost(cfg.audio, sh.frames, batch, dtype_bytes, cfg.text.hidden_size)
+        enc = encoder_cost(cfg, sh.frames, batch, dtype_bytes)
         full = prefill_cost(
             cfg.text, sh.seq, None, prune_layer, batch=batch, attention=attention, dtype_bytes=dtype_bytes
         )

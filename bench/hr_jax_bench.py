@@ -12,18 +12,15 @@ import numpy as np
 
 from bench import flops as F
 from bench.timing import measure, summarize
-from hr_jax.audio import FeatureConfig
 from hr_jax.batch import Batch
 from hr_jax.engine import PruningSpec, prepare, run_prefill
 from hr_jax.engine.core import decode_core, decode_weights_core, prefill_core, prefill_embeds_core
 from hr_jax.engine.planning import pad_to_buckets, place_plan, plan_batch, resolve_router
-from hr_jax.model import LogMelExtractor, Model
+from hr_jax.model import Model
 from hr_jax.pruning import VANILLA, LayerView, select_tokens
 from models.family import family_of
 from models.language_model import positions_from_mask
 from models.params import init_params
-from models.phi4mm.config import Phi4Config
-from models.phi4mm.features import Phi4FeatureConfig, Phi4LogMel
 
 UNPRUNED = "none"  # the unpruned rows' `method` in the benchmark's JSON (as since its first release)
 
@@ -48,40 +45,21 @@ class _BenchTokenizer:
 
 
 def synth_batch(cfg, seconds: float, batch: int, seed: int = 0):
-    """A `hr_jax.Batch` laid out like a chat prompt: `TEXT_BEFORE_AUDIO` text tokens, `<|audio_bos|>`,
-    one `<|AUDIO|>` per audio token, `<|audio_eos|>`, `TEXT_AFTER_AUDIO` text tokens; random ids
-    below the special tokens and random log-mel features (all rows the same length). Phi-4: the same
-    without the audio markers (its prompt has none)."""
+    """A `hr_jax.Batch` laid out like a chat prompt: `TEXT_BEFORE_AUDIO` text tokens, the family's
+    audio markers around one audio token per audio token of `seconds`, `TEXT_AFTER_AUDIO` text
+    tokens (random ids below the special tokens, all rows the same length), and the family's own
+    features of a synthetic clip (`synth_waves`)."""
+    family = family_of(cfg)
     sh = F.bench_shapes(seconds, cfg)
+    before, after = family.audio_markers(cfg)
     rng = np.random.default_rng(seed)
-    if isinstance(cfg, Phi4Config):
-        hi = min(cfg.audio_token_id, cfg.text.vocab_size) - 16
-        ids = np.stack([
-            np.concatenate([rng.integers(2, hi, F.TEXT_BEFORE_AUDIO), np.full(sh.n_audio, cfg.audio_token_id),
-                            rng.integers(2, hi, F.TEXT_AFTER_AUDIO)])
-            for _ in range(batch)
-        ]).astype(np.int32)  # fmt: skip
-        feats = (2.0 * rng.standard_normal((batch, cfg.audio.input_size, sh.frames)) + 8.0).astype(np.float32)
-        return Batch(ids, np.ones_like(ids), feats, np.ones((batch, sh.frames), np.int32))
-    hi = min(cfg.audio_token_id, cfg.audio_start_token_id, cfg.audio_end_token_id, cfg.text.vocab_size) - 16
-    rows = []
-    for _ in range(batch):
-        pre = rng.integers(2, hi, F.TEXT_BEFORE_AUDIO)
-        post = rng.integers(2, hi, F.TEXT_AFTER_AUDIO)
-        rows.append(
-            np.concatenate(
-                [
-                    pre,
-                    [cfg.audio_start_token_id],
-                    np.full(sh.n_audio, cfg.audio_token_id),
-                    [cfg.audio_end_token_id],
-                    post,
-                ]
-            )
-        )
+    hi = min(cfg.audio_token_id, *before, *after, cfg.text.vocab_size) - 16
+    audio = np.full(sh.n_audio, cfg.audio_token_id)
+    rows = [np.concatenate([rng.integers(2, hi, F.TEXT_BEFORE_AUDIO), before, audio, after,
+                            rng.integers(2, hi, F.TEXT_AFTER_AUDIO)]) for _ in range(batch)]  # fmt: skip
     ids = np.stack(rows).astype(np.int32)
-    feats = (0.5 * rng.standard_normal((batch, cfg.audio.num_mel_bins, sh.frames))).astype(np.float32)
-    return Batch(ids, np.ones_like(ids), feats, np.ones((batch, sh.frames), np.int32))
+    feats, fmask = family.feature_extractor(None, cfg)(synth_waves(seconds, batch, seed), padding="longest")
+    return Batch(ids, np.ones_like(ids), feats, fmask.astype(np.int32))
 
 
 def synth_waves(seconds: float, batch: int, seed: int = 0) -> list[np.ndarray]:
@@ -96,10 +74,7 @@ def synth_waves(seconds: float, batch: int, seed: int = 0) -> list[np.ndarray]:
 
 def make_model(cfg, preset: str, dtype: str, seed: int = 0):
     params = init_params(cfg, jax.random.key(seed), dtype)
-    if isinstance(cfg, Phi4Config):
-        fe = Phi4LogMel(Phi4FeatureConfig(feature_size=cfg.audio.input_size))
-    else:
-        fe = LogMelExtractor(FeatureConfig(feature_size=cfg.audio.num_mel_bins))
+    fe = family_of(cfg).feature_extractor(None, cfg)
     return Model(
         params=params,
         config=cfg,

@@ -12,12 +12,12 @@ mask as transformers passes one).
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 
 import numpy as np
 
-from bench.timing import measure
+from bench.presets import add_shape_options
+from bench.timing import measure, write_json
 
 
 def _median_ms(fn: Callable[[], object], sync: Callable[[object], object], repeats: int) -> float:
@@ -26,10 +26,8 @@ def _median_ms(fn: Callable[[], object], sync: Callable[[object], object], repea
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="small")
-    ap.add_argument("--seconds", type=float, default=30.0)
+    add_shape_options(ap)
     ap.add_argument("--repeats", type=int, default=9)
-    ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
 
     import jax
@@ -113,9 +111,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         m = _median_ms(lambda: sdpa(tq, tk, tk, attn_mask=mask), lambda r: r, a.repeats)
         print(f"{'attention, torch with a mask':28s} {m:7.2f} ms (transformers' sdpa given a padding mask)")
         records.append({"op": "attention (torch, explicit mask)", "tokens": n, "torch_ms": m})
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(records, fh, indent=1)
+    write_json(a.json, records)
     return records
 
 

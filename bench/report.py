@@ -57,6 +57,11 @@ def floor_table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def markdown_row(*cells: object) -> str:
+    """One row of a Markdown table."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
 def pruning_table(records: list[dict]) -> str:
     """Measured LLM-prefill speed-up of each ratio (hr_jax, against its own r = 0) and the FLOP model's."""
     base = {
@@ -79,12 +84,12 @@ def pruning_table(records: list[dict]) -> str:
         cpu = b.get("cpu_s_median", 0) / r["cpu_s_median"] if r.get("cpu_s_median") else None
         pred = r.get("predicted_speedup_static") or r.get("predicted_speedup")
         rs = r.get("routing_share")
-        rows.append(
-            f"| {r['preset']} | {r['seconds']:g} | {r['ratio']:g} | {r['method']} | {meas:.2f}x | "
-            f"{'-' if cpu is None else f'{cpu:.2f}x'} | {r.get('predicted_speedup', 0):.2f}x | {pred:.2f}x | "
-            f"{meas / pred:.2f} | {_ms(r.get('routing_s')) if r.get('routing_s') is not None else '-'} | "
-            f"{'-' if rs is None else f'{100 * rs:.2f}%'} |"
-        )
+        routing = _ms(r.get("routing_s")) if r.get("routing_s") is not None else "-"
+        rows.append(markdown_row(
+            r["preset"], f"{r['seconds']:g}", f"{r['ratio']:g}", r["method"], f"{meas:.2f}x",
+            "-" if cpu is None else f"{cpu:.2f}x", f"{r.get('predicted_speedup', 0):.2f}x", f"{pred:.2f}x",
+            f"{meas / pred:.2f}", routing, "-" if rs is None else f"{100 * rs:.2f}%",
+        ))  # fmt: skip
     return "\n".join(rows)
 
 

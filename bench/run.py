@@ -124,7 +124,7 @@ def _cost(
 ) -> F.Cost:
     """The useful work of a stage (unpadded shapes), from the FLOP model."""
     sh = F.bench_shapes(seconds, cfg)
-    enc = F.encoder_cost(cfg.audio, sh.frames, batch, dtype_bytes, cfg.text.hidden_size)
+    enc = F.encoder_cost(cfg, sh.frames, batch, dtype_bytes)
     probe = ratio > 0 and method not in (UNPRUNED, "frame", "random")
     kept = sh.kept(ratio) if ratio > 0 else None
     pre = F.prefill_cost(

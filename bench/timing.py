@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -118,3 +119,10 @@ def load_info() -> dict[str, Any]:
         training = []
     training = [p for p in training if int(p) != os.getpid()]
     return {"loadavg_1m": round(os.getloadavg()[0], 2), "training_running": bool(training)}
+
+
+def write_json(path: str | None, result: Any) -> None:
+    """Writes a benchmark's result as JSON to `path` (nothing when None)."""
+    if path:
+        with open(path, "w") as fh:
+            json.dump(result, fh, indent=1)

@@ -198,7 +198,7 @@ class Phi4TorchBench(TorchBench):
         import transformers
         from transformers import Phi4MultimodalConfig, Phi4MultimodalForCausalLM
 
-        from hr_jax.checkpoint.phi4_import import native_config, native_state_dict
+        from models.phi4mm.hf_export import native_config, native_state_dict
 
         transformers.logging.set_verbosity_error()
         self.torch = torch
@@ -253,9 +253,13 @@ class Phi4TorchBench(TorchBench):
         return self._measure(run, repeats=repeats, warmup=warmup)
 
 
+# family name -> transformers' side of the benchmark for it (the reference model it runs).
+TORCH_BENCHES: dict[str, type[TorchBench]] = {"qwen2_5_omni": TorchBench, "phi4mm": Phi4TorchBench}
+
+
 def torch_bench(model, dtype: str, workdir: str) -> TorchBench:
     """transformers' side for the model's family."""
-    from models.phi4mm.config import Phi4Config
-
-    cls = Phi4TorchBench if isinstance(model.config, Phi4Config) else TorchBench
-    return cls(model, dtype, workdir)
+    family = model.config.family
+    if family not in TORCH_BENCHES:
+        raise ValueError(f"no transformers reference for model family {family!r} in bench.torch_bench")
+    return TORCH_BENCHES[family](model, dtype, workdir)

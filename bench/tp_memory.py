@@ -24,10 +24,11 @@ import json  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from hr_jax.checkpoint import config_from_hf  # noqa: E402
+from bench.report import markdown_row  # noqa: E402
 from hr_jax.sharding import make_mesh, param_specs, shard_params  # noqa: E402
 from hr_jax.testing.checkpoints import released_config, tiny_config  # noqa: E402
 from models.params import init_params  # noqa: E402
+from models.qwen2_5_omni.hf_config import config_from_hf  # noqa: E402
 
 FULL_DEPTH = {"3B": (36, 32), "7B": (28, 32)}  # (decoder layers, audio encoder layers) of the release
 
@@ -86,11 +87,12 @@ def markdown(result: dict) -> str:
         "|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in result["rows"]:
+        gbs = [f"{r[k] / gb:.3f} GB" for k in ("per_device_bytes", "ideal_per_device_bytes")]
+        full = [f"{r[k] / gb:.2f} GB" for k in ("full_depth_per_device_bytes", "full_depth_total_bytes")]
         lines.append(
-            f"| {r['tp']} | {r['per_device_bytes'] / gb:.3f} GB | "
-            f"{r['ideal_per_device_bytes'] / gb:.3f} GB | "
-            f"{r['over_ideal']:.3f} | {r['full_depth_per_device_bytes'] / gb:.2f} GB | "
-            f"{r['full_depth_total_bytes'] / gb:.2f} GB | {', '.join(r['replicated_axes']) or '-'} |"
+            markdown_row(
+                r["tp"], *gbs, f"{r['over_ideal']:.3f}", *full, ", ".join(r["replicated_axes"]) or "-"
+            )
         )
     return "\n".join(lines)
 

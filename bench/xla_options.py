@@ -11,14 +11,14 @@ Prints the median and spread per variant and its largest relative logit differen
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
 
 import numpy as np
 
-from bench.timing import summarize
+from bench.presets import add_shape_options
+from bench.timing import summarize, write_json
 
 YNN_OFF = {"xla_cpu_experimental_ynn_fusion_type": ""}
 VARIANTS: dict[str, dict[str, str] | None] = {
@@ -31,10 +31,8 @@ VARIANTS: dict[str, dict[str, str] | None] = {
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="small")
-    ap.add_argument("--seconds", type=float, default=30.0)
+    add_shape_options(ap)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     from bench.hr_jax_bench import UNPRUNED, HrJaxBench, make_model, synth_batch
@@ -80,9 +78,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{a.seconds:g}s {name:12s} {1e3 * med:8.1f} ms (IQR {1e3 * stats['iqr_s']:5.1f})  "
             f"{rec['vs_default']:.2f}x default  max rel diff {rec['max_rel_diff']:.1e}"
         )
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(records, f, indent=1)
+    write_json(a.json, records)
     return records
 
 

@@ -4,8 +4,12 @@ Example::
 
     model = hr_jax.load("ckpt/")  # converted with `python -m convert.hf_to_jax`
     text = hr_jax.generate(model, "clip.wav", 0.6, prompt="What is said?")
+
+Calibration is the module `hr_jax.calibrate` (`from hr_jax.calibrate import calibrate`): it runs the
+engine over evaluation prompts, so it sits above this package's face, not in it.
 """
 
+import hr_jax.transformers_advisory  # noqa: F401  # isort: split - before anything imports transformers
 from hr_jax.batch import Batch, make_batch
 from hr_jax.engine import (
     GenerateOutput,
@@ -32,7 +36,6 @@ __all__ = [
     "PruningSpec",
     "Router",
     "SamplingSpec",
-    "calibrate",
     "forward",
     "generate",
     "generate_batch",
@@ -42,10 +45,3 @@ __all__ = [
     "make_mesh",
     "prefill",
 ]
-
-
-def calibrate(*args, **kwargs):
-    """See `hr_jax.calibrate.calibrate`."""
-    from hr_jax.calibrate import calibrate as _calibrate
-
-    return _calibrate(*args, **kwargs)

@@ -12,10 +12,8 @@ import jax.numpy as jnp
 from flax import struct
 from jax.sharding import Mesh
 
-from models.family import family_of
-from models.qwen2_5_omni.config import ThinkerConfig
+from models.family import ModelConfig, ModelParams, family_of
 from models.qwen2_5_omni.features import LogMelExtractor  # noqa: F401 - re-exported
-from models.qwen2_5_omni.params import ThinkerParams
 
 
 @struct.dataclass
@@ -23,8 +21,8 @@ class Model:
     """A loaded thinker. Only `params` are pytree leaves; the rest is static, so a Model passes
     through `jax.jit` and `jax.device_put` as is."""
 
-    params: ThinkerParams
-    config: ThinkerConfig = struct.field(pytree_node=False)
+    params: ModelParams
+    config: ModelConfig = struct.field(pytree_node=False)
     tokenizer: Any = struct.field(pytree_node=False)
     feature_extractor: Any = struct.field(pytree_node=False)  # waveforms -> (features, frame mask)
     name: str = struct.field(pytree_node=False, default="")
@@ -141,7 +139,7 @@ def on_mesh(model: Model, mesh: Mesh | None) -> Model:
     return model.replace(params=shard_params(model.params, model.config, mesh), mesh=mesh)
 
 
-def with_params(model: Model, params: ThinkerParams) -> Model:
+def with_params(model: Model, params: ModelParams) -> Model:
     return model.replace(params=params)
 
 

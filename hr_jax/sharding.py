@@ -22,22 +22,14 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from models.family import family_of
+from models.family import ModelConfig, ModelParams, family_of
 from models.params import ArrayInfo
-from models.qwen2_5_omni.config import ThinkerConfig
-from models.qwen2_5_omni.params import ThinkerParams
 
 DATA, MODEL = "data", "model"
 
-# Logical axis (models.params) -> mesh axis; axes not listed are replicated.
-LOGICAL_AXIS_RULES: dict[str, str] = {
-    "q_heads": MODEL,
-    "kv_heads": MODEL,
-    "mlp": MODEL,
-    "vocab": MODEL,
-    "audio_heads": MODEL,
-    "audio_mlp": MODEL,
-}
+# The shared decoder's logical axes (models.params) -> mesh axis; each family adds its encoder's
+# (`ModelFamily.sharded_axes`); axes not listed are replicated.
+LOGICAL_AXIS_RULES: dict[str, str] = {"q_heads": MODEL, "kv_heads": MODEL, "mlp": MODEL, "vocab": MODEL}
 
 
 class ReplicatedAxisWarning(UserWarning):
@@ -58,13 +50,15 @@ def axis_size(mesh: Mesh | None, axis: str) -> int:
     return 1 if mesh is None else int(dict(mesh.shape).get(axis, 1))
 
 
-def _head_units(cfg: ThinkerConfig) -> dict[str, int]:
+def axis_rules(cfg: ModelConfig) -> dict[str, str]:
+    """Logical axis -> mesh axis for `cfg`'s family: the decoder's rules and its encoder's axes."""
+    return {**LOGICAL_AXIS_RULES, **{a: MODEL for a in family_of(cfg).sharded_axes(cfg)}}
+
+
+def _head_units(cfg: ModelConfig) -> dict[str, int]:
     """Indivisible units of the head axes: a head is never split across devices."""
-    return {
-        "q_heads": cfg.text.num_attention_heads,
-        "kv_heads": cfg.text.num_key_value_heads,
-        "audio_heads": cfg.audio.num_heads,
-    }
+    family = {a: n for a, n in family_of(cfg).sharded_axes(cfg).items() if n is not None}
+    return {"q_heads": cfg.text.num_attention_heads, "kv_heads": cfg.text.num_key_value_heads, **family}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +70,12 @@ class Replicated:
     ways: int
 
 
-def _spec(info: ArrayInfo, mesh: Mesh, units: dict[str, int], replicated: set[Replicated]) -> PartitionSpec:
+def _spec(
+    info: ArrayInfo, mesh: Mesh, rules: dict[str, str], units: dict[str, int], replicated: set[Replicated]
+) -> PartitionSpec:
     out = []
     for name, size in zip(info.logical_axes, info.shape, strict=True):
-        target = LOGICAL_AXIS_RULES.get(name)
+        target = rules.get(name)
         ways = axis_size(mesh, target) if target else 1
         if ways == 1:
             out.append(None)
@@ -93,14 +89,14 @@ def _spec(info: ArrayInfo, mesh: Mesh, units: dict[str, int], replicated: set[Re
     return PartitionSpec(*out)
 
 
-def param_specs(cfg: ThinkerConfig, mesh: Mesh) -> tuple[ThinkerParams, frozenset[Replicated]]:
+def param_specs(cfg: ModelConfig, mesh: Mesh) -> tuple[ModelParams, frozenset[Replicated]]:
     """A `PartitionSpec` per weight on `mesh`, and the sharded axes that had to be replicated."""
-    units, replicated = _head_units(cfg), set()
-    specs = jax.tree.map(lambda i: _spec(i, mesh, units, replicated), family_of(cfg).param_info(cfg))
+    rules, units, replicated = axis_rules(cfg), _head_units(cfg), set()
+    specs = jax.tree.map(lambda i: _spec(i, mesh, rules, units, replicated), family_of(cfg).param_info(cfg))
     return specs, frozenset(replicated)
 
 
-def param_shardings(cfg: ThinkerConfig, mesh: Mesh) -> ThinkerParams:
+def param_shardings(cfg: ModelConfig, mesh: Mesh) -> ModelParams:
     """A `NamedSharding` per weight on `mesh` (`param_specs`); replicated axes are reported once."""
     specs, replicated = param_specs(cfg, mesh)
     for r in sorted(replicated, key=lambda r: r.axis):
@@ -113,7 +109,7 @@ def param_shardings(cfg: ThinkerConfig, mesh: Mesh) -> ThinkerParams:
     return jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
 
 
-def shard_params(params: ThinkerParams, cfg: ThinkerConfig, mesh: Mesh) -> ThinkerParams:
+def shard_params(params: ModelParams, cfg: ModelConfig, mesh: Mesh) -> ModelParams:
     """`params` placed on `mesh` by the rules (a no-op for leaves already there)."""
     return jax.device_put(params, param_shardings(cfg, mesh))
 

@@ -18,23 +18,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-# Qwen2.5-Omni's added special tokens, in id order (151643 ... 151656 in the released tokenizer).
-SPECIAL_TOKENS: tuple[str, ...] = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|AUDIO|>",
-    "<|audio_bos|>",
-    "<|audio_eos|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_bos|>",
-    "<|vision_eos|>",
-    "<|vision_pad|>",
-    "<|IMAGE|>",
-    "<|VIDEO|>",
-)
+from models.qwen2_5_omni.prompt import SPECIAL_TOKENS, special_token_ids
 
 EOS_TOKEN = "<|im_end|>"  # tokenizer_config eos of the released (chat) checkpoints
 PAD_TOKEN = "<|endoftext|>"
@@ -69,12 +53,6 @@ PRETOKENIZE_REGEX = (
 )
 
 MODEL_MAX_LENGTH = 32768
-
-
-def special_token_ids(vocab_size: int) -> dict[str, int]:
-    """Ids of `SPECIAL_TOKENS` in a tokenizer built with `build_tokenizer(..., vocab_size)`."""
-    base = vocab_size - len(SPECIAL_TOKENS)
-    return {tok: base + i for i, tok in enumerate(SPECIAL_TOKENS)}
 
 
 def _make_tokenizer():

@@ -7,6 +7,27 @@ Each family's own configuration (its audio encoder, the whole model) is in its p
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Any
+
+
+class DictConfig:
+    """`to_dict` / `from_dict` of a frozen config dataclass whose fields may be config dataclasses
+    themselves; `from_dict` reads the fields it declares and ignores other keys (a checkpoint's
+    `hr_jax_config.json` carries its family, dtype and source beside them)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        hints = typing.get_type_hints(cls)
+        kw = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name in d:
+                t, v = hints[f.name], d[f.name]
+                kw[f.name] = t(**v) if dataclasses.is_dataclass(t) and isinstance(v, dict) else v
+        return cls(**kw)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ targets (`abstract_params`), the checkpoint key map's shapes and sharding specs 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -105,6 +105,30 @@ def thinker_shapes(cfg) -> Any:
 def is_shape(x: object) -> bool:
     """Whether `x` is a shape tuple (the leaves of `thinker_shapes`)."""
     return isinstance(x, tuple) and all(isinstance(i, int) for i in x)
+
+
+def leaf_name(path: Any) -> str:
+    """A pytree path as a dotted leaf name ("audio.layers.q_w", "embed")."""
+    return ".".join(getattr(k, "name", None) or str(getattr(k, "key", k)) for k in path)
+
+
+def leaf_shapes(cfg: Any) -> dict[str, tuple[int, ...]]:
+    """{leaf name: shape} of any family's parameters for `cfg`."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(thinker_shapes(cfg), is_leaf=is_shape)
+    return {leaf_name(p): s for p, s in flat}
+
+
+def params_from_leaves(cfg: Any, leaves: Mapping[str, Any]) -> Any:
+    """The family's parameter pytree for `cfg` from {leaf name: array}."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(thinker_shapes(cfg), is_leaf=is_shape)
+    return jax.tree_util.tree_unflatten(treedef, [leaves[leaf_name(p)] for p, _ in flat])
+
+
+def iter_leaves(params: Any) -> Iterator[tuple[str, Any]]:
+    """(leaf name, array) of a parameter pytree, in its flattening order."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(params)
+    for p, x in flat:
+        yield leaf_name(p), x
 
 
 def init_params(cfg, key: jax.Array, dtype: jnp.dtype = jnp.float32) -> Any:

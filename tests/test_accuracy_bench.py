@@ -35,9 +35,10 @@ def test_bootstrap_interval_brackets_the_metric():
 
 def test_coarse_buckets_round_to_whole_seconds_of_audio(monkeypatch):
     # frame_multiple takes the family's own granularity (Qwen: two 200-frame encoder windows)
-    assert buckets.token_multiple(64) == 64 and buckets.frame_multiple(400) == 400
+    assert buckets.token_multiple(64, 25.0) == 64 and buckets.frame_multiple(400) == 400
     monkeypatch.setenv(buckets.BUCKET_SECONDS_ENV, "20")
-    assert buckets.token_multiple(64) == 512  # 500 tokens rounded up to whole multiples of 64
+    assert buckets.token_multiple(64, 25.0) == 512  # Qwen: 500 tokens rounded up to whole multiples of 64
+    assert buckets.token_multiple(64, 12.5) == 256  # Phi-4 makes half as many tokens a second
     assert buckets.frame_multiple(400) == 2000
     monkeypatch.setenv(buckets.BUCKET_SECONDS_ENV, "fast")
     with pytest.raises(ValueError, match="HR_JAX_BUCKET_SECONDS"):

@@ -129,7 +129,7 @@ def test_flop_model_matches_hand_count_for_tiny_config():
     conv2 = 2 * 25 * 3 * 32 * 32
     per_layer = 25 * (4 * 2 * 32 * 32 + 2 * 2 * 32 * 64) + 4 * 32 * (10 * 10 + 10 * 10 + 5 * 5)
     proj = 2 * 12 * 32 * 64  # 25 frames -> 12 pooled tokens
-    assert F.encoder_cost(a, 50).flops == conv1 + conv2 + 2 * per_layer + proj == 2_308_352
+    assert F.encoder_cost(cfg, 50).flops == conv1 + conv2 + 2 * per_layer + proj == 2_308_352
 
     # Decode step, batch 2, caches of 30 (layers < 2) and 20 (layer 2) slots.
     per_layer_params = 64 * 128 + 128 + 64 * 64 + 3 * 64 * 128 + 2 * 64

@@ -11,15 +11,10 @@ import numpy as np
 import pytest
 
 from convert.hf_to_jax import ConversionError, convert, main
-from hr_jax.checkpoint import (
-    NotAConvertedCheckpoint,
-    config_from_hf,
-    export_hf,
-    hf_key_map,
-    iter_leaves,
-    load_params,
-)
+from hr_jax.checkpoint import NotAConvertedCheckpoint, export_hf, iter_leaves, load_params
 from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, tiny_config
+from models.qwen2_5_omni.hf_config import config_from_hf
+from models.qwen2_5_omni.hf_keymap import hf_key_map
 
 REPO = Path(__file__).resolve().parents[1]
 

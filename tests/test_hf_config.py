@@ -13,10 +13,11 @@ from conftest import RTOL, reference_logits, rel_err, waveform
 
 from convert.hf_to_jax import ConversionError, convert
 from hr_jax.batch import make_batch
-from hr_jax.checkpoint import UnsupportedConfig, config_from_hf, load_params
+from hr_jax.checkpoint import UnsupportedConfig, load_params
 from hr_jax.engine import forward, generate_batch, prefill
 from hr_jax.model import load
 from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, tiny_config
+from models.qwen2_5_omni.hf_config import config_from_hf
 
 
 def _edit_config(hf_dir: Path, edit) -> Path:

@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hr_jax.checkpoint import config_from_hf
 from hr_jax.engine.core import decode_step, decode_weights
 from hr_jax.testing.checkpoints import tiny_config
 from models.decoder import (
@@ -23,6 +22,7 @@ from models.decoder import (
 )
 from models.kv_cache import KVCache, PrunedKVCache
 from models.params import init_params
+from models.qwen2_5_omni.hf_config import config_from_hf
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
 
-from hr_jax.checkpoint import config_from_hf, hf_key_map, leaf_shapes
 from hr_jax.testing.checkpoints import tiny_config
-from models.params import ArrayInfo, abstract_params, init_params, partition_specs
+from models.params import ArrayInfo, abstract_params, init_params, leaf_shapes, partition_specs
+from models.qwen2_5_omni.hf_config import config_from_hf
+from models.qwen2_5_omni.hf_keymap import hf_key_map
 from models.qwen2_5_omni.params import param_info
 
 

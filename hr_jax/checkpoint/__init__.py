@@ -1,27 +1,23 @@
-"""Checkpoints, in one place: the Hugging Face key map, import from and export to the Hugging Face
-layout, and hr_jax's own orbax format.
+"""Checkpoints, in one place: import from and export to the Hugging Face layout for every family, and
+hr_jax's own orbax format.
 
-- `hf_config`: the Hugging Face `config.json` both ways (`config_from_hf`, `hf_config_dict`);
-- `keymap`: `HF_KEY_MAP` (HF tensor name <-> parameter leaf) and the leaf helpers;
-- `hub`: checkpoints by Hub name (`hf_snapshot`) and the conversion cache (`converted_from_hub`);
-- `hf_import`: `convert`, Hugging Face safetensors -> hr_jax checkpoint (the CLI is `convert.hf_to_jax`);
-- `hf_export`: `export_hf`, hr_jax parameters -> a thinker checkpoint transformers loads;
+- `hub`: checkpoints by Hub name (`hf_snapshot`) and the cache directory;
+- `hf_import`: `convert`, a Hugging Face checkpoint of any family -> hr_jax checkpoint (the CLI is
+  `convert.hf_to_jax`), and `converted_from_hub`, the conversion cache; each family reads its own
+  layout (`ModelFamily.read_hf`, over `models.hf_checkpoint`);
+- `export_hf`: hr_jax parameters -> the Hugging Face layout transformers loads (`ModelFamily.export_hf`);
 - `store`: `save_leaves` / `save_params` / `load_params` / `load_config` of hr_jax checkpoints.
 """
 
-from hr_jax.checkpoint.hf_export import export_hf
-from hr_jax.checkpoint.hf_import import DTYPES, ConversionError, convert
-from hr_jax.checkpoint.hub import CheckpointNotFound, cache_root, converted_from_hub, hf_snapshot
-from hr_jax.checkpoint.keymap import (
-    HF_KEY_MAP,
-    KeyEntry,
-    from_hf_layout,
-    hf_key_map,
-    iter_leaves,
-    leaf_shapes,
-    params_from_leaves,
-    to_hf_layout,
-)
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hr_jax.checkpoint.hf_import import DTYPES, convert, converted_from_hub
+from hr_jax.checkpoint.hub import CheckpointNotFound, cache_root, hf_snapshot
 from hr_jax.checkpoint.store import (
     CONFIG_FILE,
     FORMAT,
@@ -34,13 +30,32 @@ from hr_jax.checkpoint.store import (
     save_leaves,
     save_params,
 )
-from models.qwen2_5_omni.hf_config import (
-    UnsupportedConfig,
-    check_hf,
-    config_from_hf,
-    default_mrope_section,
-    hf_config_dict,
-)
+from models.family import ModelConfig, ModelParams, UnsupportedConfig, family_of
+from models.hf_checkpoint import ConversionError, write_safetensors
+from models.params import iter_leaves, leaf_shapes, params_from_leaves
+
+
+def export_hf(
+    params: ModelParams,
+    cfg: ModelConfig,
+    out_dir: str | os.PathLike,
+    *,
+    base_config: dict[str, Any] | str | os.PathLike | None = None,
+    max_shard_bytes: int = 4 << 30,
+) -> Path:
+    """Writes `params` as a Hugging Face checkpoint of their family that transformers loads
+    (`ModelFamily.to_hf`): safetensors (sharded with an index above `max_shard_bytes`) and
+    `config.json`. `base_config`: a config dict, or a path to one (e.g. a converted checkpoint's
+    `hf_config.json`), whose other fields are kept."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if base_config is not None and not isinstance(base_config, dict):
+        base_config = json.loads(Path(base_config).read_text())
+    tensors, config = family_of(cfg).to_hf(params, cfg, dict(base_config or {}))
+    write_safetensors(tensors, out, max_shard_bytes)
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return out
+
 
 __all__ = [
     "CONFIG_FILE",
@@ -50,21 +65,13 @@ __all__ = [
     "FORMAT",
     "FORMAT_V1",
     "HF_CONFIG_FILE",
-    "HF_KEY_MAP",
-    "KeyEntry",
     "NotAConvertedCheckpoint",
     "PARAMS_DIR",
     "UnsupportedConfig",
     "cache_root",
-    "check_hf",
-    "config_from_hf",
     "convert",
     "converted_from_hub",
-    "default_mrope_section",
     "export_hf",
-    "from_hf_layout",
-    "hf_config_dict",
-    "hf_key_map",
     "hf_snapshot",
     "iter_leaves",
     "leaf_shapes",
@@ -73,5 +80,4 @@ __all__ = [
     "params_from_leaves",
     "save_leaves",
     "save_params",
-    "to_hf_layout",
 ]

@@ -1,12 +1,12 @@
 """Checkpoints by Hugging Face Hub name (`Qwen/Qwen2.5-Omni-3B`), and the conversion cache.
 
 A name that is not a local directory is resolved with `huggingface_hub.snapshot_download`, fetching
-only the files the converter reads (`CONVERTER_FILES`), at `revision` (a branch, tag or commit; default
+only the files the converter reads (`converter_files()`), at `revision` (a branch, tag or commit; default
 the repository's default branch). The Hub's own cache and its variables apply unchanged: `HF_HOME` /
 `HF_HUB_CACHE` place it, and `HF_HUB_OFFLINE=1` resolves names from it without any network access.
 
-`hr_jax.load(name)` converts once into the conversion cache, keyed by repository, resolved commit and
-dtype:
+`hr_jax.load(name)` converts once (`hr_jax.checkpoint.hf_import.converted_from_hub`) into the conversion
+cache, keyed by repository, resolved commit and dtype:
 
     $HR_JAX_CACHE/converted/<org>--<name>/<commit>/<dtype>/    (default HR_JAX_CACHE: ~/.cache/hr_jax)
 
@@ -19,10 +19,11 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from models.family import family_hf_files
 
 CACHE_ENV = "HR_JAX_CACHE"
 HF_CONFIG = "config.json"
@@ -35,11 +36,13 @@ AUX_FILES = (
 )  # fmt: skip
 # What the converter reads, and so all that a Hub download fetches (never the talker's audio output
 # files, the vision processor, READMEs or other formats).
-SPEECH_LORA_DIR = "speech-lora"  # Phi-4-Multimodal's PEFT speech adapter (transformers-native revision)
-CONVERTER_FILES = (
-    HF_CONFIG, SAFETENSORS_INDEX, "*.safetensors", *AUX_FILES,
-    f"{SPEECH_LORA_DIR}/adapter_config.json", f"{SPEECH_LORA_DIR}/adapter_model.safetensors",
-)  # fmt: skip
+COMMON_FILES = (HF_CONFIG, SAFETENSORS_INDEX, "*.safetensors", *AUX_FILES)
+
+
+def converter_files() -> tuple[str, ...]:
+    """Every file pattern a converter reads: the common ones and each family's own (`hf_files`)."""
+    return (*COMMON_FILES, *family_hf_files())
+
 
 # A Hub repository id: "name" or "org/name" of letters, digits, "-", "_", "."; no "--" or "..".
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
@@ -69,7 +72,7 @@ def _not_found(name: str, revision: str | None, reason: str) -> CheckpointNotFou
 
 def hf_snapshot(name_or_dir: str | os.PathLike, revision: str | None = None) -> Path:
     """The local directory of a Hugging Face checkpoint: `name_or_dir` itself when it is a directory,
-    else the Hub snapshot of the repository it names (downloaded if needed: `CONVERTER_FILES` only).
+    else the Hub snapshot of the repository it names (downloaded if needed: `converter_files()` only).
 
     Raises `CheckpointNotFound` (naming both possibilities) when it is neither.
     """
@@ -86,7 +89,7 @@ def hf_snapshot(name_or_dir: str | os.PathLike, revision: str | None = None) -> 
     try:
         from huggingface_hub import snapshot_download
 
-        snapshot = snapshot_download(repo_id=name, revision=revision, allow_patterns=list(CONVERTER_FILES))
+        snapshot = snapshot_download(repo_id=name, revision=revision, allow_patterns=list(converter_files()))
     except Exception as exc:  # each huggingface_hub error class is a way of not reaching it
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _not_found(name, revision, f"{type(exc).__name__}: {reason}") from exc
@@ -102,7 +105,7 @@ def converted_dir(repo_id: str, commit: str, dtype: str) -> Path:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, or the process dies
@@ -110,23 +113,3 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def converted_from_hub(name: str, revision: str | None = None, dtype: str = "bfloat16") -> Path:
-    """The converted checkpoint of Hub repository `name` at `revision` in `dtype`: converted once into
-    the cache (`converted_dir`), read from there afterwards. Says on stderr which it did."""
-    from hr_jax.checkpoint.hf_import import convert
-    from hr_jax.checkpoint.store import CONFIG_FILE
-
-    snapshot = hf_snapshot(name, revision)
-    commit = snapshot.name  # the Hub cache keeps each revision under snapshots/<commit hash>/
-    out = converted_dir(name, commit, dtype)
-    with _locked(out.parent / f".{dtype}.lock"):
-        if (out / CONFIG_FILE).is_file():
-            print(f"hr_jax: {name}@{commit[:12]} ({dtype}) from the conversion cache {out}", file=sys.stderr)
-            return out
-        print(
-            f"hr_jax: converting {name}@{commit[:12]} to {dtype} into {out} (once; later loads read it)",
-            file=sys.stderr,
-        )
-        return convert(snapshot, out, dtype=dtype, overwrite=True)

@@ -1,7 +1,7 @@
 """hr_jax's own checkpoint format on disk: orbax parameters, one checkpoint per leaf, and the config.
 
 A converted checkpoint directory holds
-  params/<leaf>/          one orbax (PyTreeCheckpointHandler) checkpoint per `ThinkerParams` leaf
+  params/<leaf>/          one orbax (PyTreeCheckpointHandler) checkpoint per parameter leaf
   hr_jax_config.json      the config's `to_dict()` plus "family" (`models.family`; absent: Qwen2.5-Omni),
                           "dtype", "source" and "format"
   hf_config.json          the source `config.json` (kept for `export_hf`), when converted from HF
@@ -20,11 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from hr_jax.checkpoint.keymap import is_shape, iter_leaves, leaf_shapes, params_from_leaves
-from models.family import DEFAULT_FAMILY, get_family
-from models.params import thinker_shapes
-from models.qwen2_5_omni.config import ThinkerConfig
-from models.qwen2_5_omni.params import ThinkerParams
+from models.family import DEFAULT_FAMILY, ModelConfig, ModelParams, get_family
+from models.params import is_shape, iter_leaves, leaf_shapes, params_from_leaves, thinker_shapes
 
 FORMAT = "hr_jax-thinker-v2"  # params/<leaf>/: one orbax checkpoint per leaf
 FORMAT_V1 = "hr_jax-thinker-v1"  # params/: one orbax checkpoint of the whole tree (still read)
@@ -57,7 +54,7 @@ def _check_leaf(name: str, x: Any, want: dict[str, tuple[int, ...]]) -> None:
 
 def save_leaves(
     leaves: Iterable[tuple[str, Any]],
-    cfg: ThinkerConfig,
+    cfg: ModelConfig,
     out_dir: str | Path,
     *,
     dtype: str,
@@ -103,14 +100,14 @@ def save_leaves(
 
 
 def save_params(
-    params: ThinkerParams,
-    cfg: ThinkerConfig,
+    params: ModelParams,
+    cfg: ModelConfig,
     out_dir: str | Path,
     *,
     dtype: str | None = None,
     source: str | None = None,
 ) -> Path:
-    """Writes a `ThinkerParams` pytree as a checkpoint (see `save_leaves`); `dtype` defaults to the
+    """Writes a `ModelParams` pytree as a checkpoint (see `save_leaves`); `dtype` defaults to the
     embedding's."""
     got = dict(iter_leaves(params))
     want = leaf_shapes(cfg)
@@ -120,8 +117,8 @@ def save_params(
     return save_leaves(iter_leaves(params), cfg, out_dir, dtype=dtype, source=source)
 
 
-def load_config(ckpt_dir: str | Path) -> tuple[ThinkerConfig, dict[str, Any]]:
-    """(ThinkerConfig, raw hr_jax_config.json dict) of a converted checkpoint; clear error otherwise."""
+def load_config(ckpt_dir: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
+    """(config, raw hr_jax_config.json dict) of a converted checkpoint; clear error otherwise."""
     d = Path(ckpt_dir)
     cfg_file = d / CONFIG_FILE
     if not d.is_dir() or not cfg_file.is_file() or not (d / PARAMS_DIR).is_dir():
@@ -144,22 +141,22 @@ def load_config(ckpt_dir: str | Path) -> tuple[ThinkerConfig, dict[str, Any]]:
     return get_family(meta.get("family", DEFAULT_FAMILY)).config_from_dict(meta), meta
 
 
-def _sharding_tree(shapes: ThinkerParams, sharding) -> Any:
+def _sharding_tree(shapes: ModelParams, sharding) -> Any:
     if sharding is None:
         sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     if isinstance(sharding, jax.sharding.Sharding):
         return jax.tree_util.tree_map(lambda _: sharding, shapes, is_leaf=is_shape)
-    return sharding  # a pytree of shardings matching ThinkerParams
+    return sharding  # a pytree of shardings matching ModelParams
 
 
 def load_params(
     ckpt_dir: str | Path, dtype: Any = None, sharding: Any = None
-) -> tuple[ThinkerConfig, ThinkerParams]:
+) -> tuple[ModelConfig, ModelParams]:
     """Restores a converted checkpoint onto the default backend (or `sharding`).
 
     `dtype`: cast every leaf (e.g. jnp.float32 for CPU parity tests); default: the stored dtype.
     `sharding`: None (first default device), one `jax.sharding.Sharding` for every leaf, or a
-    ThinkerParams-shaped pytree of shardings. The restore is driven entirely by target
+    parameter-shaped pytree of shardings. The restore is driven entirely by target
     shapes/dtypes/shardings built from the config, never by device info stored in the checkpoint, and
     goes leaf by leaf straight into the target dtype and devices (peak host memory: about one leaf
     beyond the restored parameters).

@@ -27,7 +27,7 @@ from hr_jax.engine.core import (
     prefill_embeds_core,
     run_decode,
 )
-from hr_jax.engine.planning import Prepared, PruningSpec, place, prepare
+from hr_jax.engine.planning import DeviceBatch, PruningSpec, place, prepare
 from hr_jax.engine.sampling import SamplingSpec
 from hr_jax.model import Model
 from hr_jax.prompt import DEFAULT_PROMPT, FAMILY_DEFAULT
@@ -89,19 +89,19 @@ def forward(model: Model, batch: Batch) -> np.ndarray:
 
 def run_prefill(
     model: Model, batch: Batch, spec: PruningSpec, cache_extra: int = 0, mesh: Mesh | None = None
-) -> tuple[PrefillState, Prepared]:
+) -> tuple[PrefillState, DeviceBatch]:
     """The jitted prefill of `batch` under `spec`, with `cache_extra` free cache slots; returns the
     device state and what `prepare` made of the batch."""
     p = prepare(model, batch, spec, cache_extra, mesh)
     return prefill_core(p.params, model.config, p.plan, p.inputs, p.router, p.key), p
 
 
-def _kept_positions(state: PrefillState, p: Prepared) -> np.ndarray:
+def _kept_positions(state: PrefillState, p: DeviceBatch) -> np.ndarray:
     kept = _rows(state.selection.kept, p)
     return np.where(kept >= 0, kept - p.shift, -1)
 
 
-def _rows(x: jax.Array, p: Prepared) -> np.ndarray:
+def _rows(x: jax.Array, p: DeviceBatch) -> np.ndarray:
     """The caller's rows of a `[B_padded, ...]` device array, on the host."""
     return np.asarray(x)[: p.rows]
 
@@ -111,6 +111,7 @@ def prefill(
     batch: Batch,
     ratio: float = 0.0,
     method: str = "headrouter",
+    *,
     router=None,
     prune_layer: int | None = None,
     seed: int = 0,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from hr_jax.audio import HOP_LENGTH, SAMPLE_RATE, TOKENS_PER_SECOND
+from hr_jax.audio import HOP_LENGTH, SAMPLE_RATE
 
 SEQ_MULTIPLE = 64
 AUDIO_MULTIPLE = 64
@@ -49,10 +49,11 @@ def bucket_seconds() -> float | None:
     return seconds
 
 
-def token_multiple(default: int) -> int:
-    """The rounding of the sequence and audio-slot lengths: `default` tokens, or a bucket's seconds."""
+def token_multiple(default: int, tokens_per_second: float) -> int:
+    """The rounding of the sequence and audio-slot lengths: `default` tokens, or a bucket's seconds of
+    audio tokens at the family's `tokens_per_second` (Qwen2.5-Omni 25, Phi-4 12.5)."""
     seconds = bucket_seconds()
-    return default if seconds is None else round_up(seconds * TOKENS_PER_SECOND, default)
+    return default if seconds is None else round_up(seconds * tokens_per_second, default)
 
 
 def frame_multiple(base: int) -> int:

@@ -4,7 +4,7 @@ functions of parameters and device arrays.
 Layers < M run over the whole sequence and fill the lower KV cache; `hr_jax.pruning.select_tokens`
 keeps the top-k audio tokens of each row (and every non-audio token, in original order, with
 original positions); layers >= M run over, and cache, only those. Decoding appends to both caches
-and never re-prunes. Compiled programs are keyed by the static `Plan` (see `hr_jax.engine.planning`).
+and never re-prunes. Compiled programs are keyed by the static `PrefillKey` (see `hr_jax.engine.planning`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hr_jax.engine.planning import Plan, PrefillInputs
+from hr_jax.engine.planning import PrefillInputs, PrefillKey
 from hr_jax.engine.sampling import sample_tokens
 from hr_jax.pruning import LayerView, RouterArrays, Selection, select_tokens
 from hr_jax.pruning.slots import take_rows
@@ -29,11 +29,9 @@ from models.decoder import (
     rope_tables,
     unstack_layers,
 )
-from models.family import family_of
+from models.family import ModelConfig, ModelParams, family_of
 from models.kv_cache import KVCache, PrunedKVCache
 from models.language_model import forward_from_embeds, lm_logits, positions_from_mask
-from models.qwen2_5_omni.config import ThinkerConfig
-from models.qwen2_5_omni.params import ThinkerParams
 
 
 @struct.dataclass
@@ -82,9 +80,9 @@ def unpruned_selection(is_audio: jax.Array, valid: jax.Array, num_heads: int) ->
 
 
 def prefill_from_embeds(
-    params: ThinkerParams,
-    cfg: ThinkerConfig,
-    plan: Plan,
+    params: ModelParams,
+    cfg: ModelConfig,
+    plan: PrefillKey,
     h: jax.Array,
     input_ids: jax.Array,
     attention_mask: jax.Array,
@@ -147,9 +145,9 @@ def constrain_cache(cache: PrunedKVCache, sharding: CacheSharding) -> PrunedKVCa
 
 @functools.partial(jax.jit, static_argnames=("cfg", "plan"))
 def prefill_core(
-    params: ThinkerParams,
-    cfg: ThinkerConfig,
-    plan: Plan,
+    params: ModelParams,
+    cfg: ModelConfig,
+    plan: PrefillKey,
     inputs: PrefillInputs,
     router: RouterArrays,
     key: jax.Array,
@@ -165,8 +163,8 @@ prefill_embeds_core = jax.jit(prefill_from_embeds, static_argnames=("cfg", "plan
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def forward_core(
-    params: ThinkerParams,
-    cfg: ThinkerConfig,
+    params: ModelParams,
+    cfg: ModelConfig,
     input_ids: jax.Array,
     attention_mask: jax.Array,
     input_features: jax.Array,
@@ -181,7 +179,7 @@ def forward_core(
 # Decode
 
 
-def _slice_layers(params: ThinkerParams, start: int, stop: int) -> Any:
+def _slice_layers(params: ModelParams, start: int, stop: int) -> Any:
     return jax.tree.map(lambda x: x[start:stop], params.layers)
 
 
@@ -204,7 +202,7 @@ class DecodeWeights:
 
 
 def decode_weights(
-    params: ThinkerParams, cfg: ThinkerConfig, prune_layer: int, batch_size: int = 1
+    params: ModelParams, cfg: ModelConfig, prune_layer: int, batch_size: int = 1
 ) -> DecodeWeights:
     """The weights a decode loop of `batch_size` rows reads (see `DecodeWeights`). Call it once per
     loop, outside the loop; for a weight-major layout, outside the loop's program
@@ -226,8 +224,8 @@ def decode_weights(
 
 
 def decode_step(
-    params: ThinkerParams,
-    cfg: ThinkerConfig,
+    params: ModelParams,
+    cfg: ModelConfig,
     tok: jax.Array,
     positions: jax.Array,
     cache: PrunedKVCache,
@@ -256,7 +254,7 @@ decode_weights_core = jax.jit(decode_weights, static_argnames=("cfg", "prune_lay
 
 
 def run_decode(
-    params: ThinkerParams, cfg: ThinkerConfig, state: PrefillState, key: jax.Array, **sampling: Any
+    params: ModelParams, cfg: ModelConfig, state: PrefillState, key: jax.Array, **sampling: Any
 ) -> tuple[jax.Array, jax.Array]:
     """The decode loop (`decode_core`, donating `state`) with its weights laid out by their own program
     first (`decode_weights_core`). `sampling`: `decode_core`'s keyword arguments."""
@@ -270,8 +268,8 @@ def run_decode(
     donate_argnames=("state",),
 )
 def decode_core(
-    params: ThinkerParams,
-    cfg: ThinkerConfig,
+    params: ModelParams,
+    cfg: ModelConfig,
     state: PrefillState,
     key: jax.Array,
     weights: DecodeWeights,

@@ -1,4 +1,4 @@
-"""Host-side planning: from a batch and a `PruningSpec` to the static `Plan` and the device inputs of
+"""Host-side planning: from a batch and a `PruningSpec` to the static `PrefillKey` and the device inputs of
 the jitted core (`prepare`).
 
 Every jitted entry point compiles once per bucket (`hr_jax.engine.buckets`): batch size, padded
@@ -23,11 +23,10 @@ from jax.sharding import Mesh
 from hr_jax.batch import Batch
 from hr_jax.engine import buckets
 from hr_jax.model import Model, on_mesh
-from hr_jax.pruning import VANILLA, Router, RouterArrays, SelectionSpec
+from hr_jax.pruning import VANILLA, Router, RouterArrays, SelectionKey
 from hr_jax.pruning.methods import ALL_METHODS, is_routed
 from hr_jax.sharding import DATA, CacheSharding, axis_size, batch_sharding, pad_rows
-from models.family import family_of
-from models.qwen2_5_omni.params import ThinkerParams
+from models.family import ModelParams, family_of
 
 DEFAULT_PRUNE_LAYER = 2
 
@@ -58,7 +57,7 @@ class PruningSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
+class PrefillKey:
     """Everything static about one prefill (hashable; the jitted core's compile key with the shapes).
 
     prune_layer: M (the caches split there); cache_extra: free cache slots for decoding;
@@ -68,7 +67,7 @@ class Plan:
 
     prune_layer: int
     cache_extra: int
-    selection: SelectionSpec | None
+    selection: SelectionKey | None
     cache_sharding: CacheSharding | None = None
 
     @property
@@ -89,17 +88,17 @@ class PrefillInputs:
 
 
 @dataclasses.dataclass(frozen=True)
-class Prepared:
+class DeviceBatch:
     """What the jitted prefill takes: the plan, the inputs, the router's arrays and the PRNG key, and
     the parameters (placed on the mesh, if any); `shift` is the left padding the bucket added, `rows`
     the caller's rows (the inputs may hold more: padding to a multiple of the mesh's data axis)."""
 
-    plan: Plan
+    plan: PrefillKey
     inputs: PrefillInputs
     router: RouterArrays
     key: jax.Array
     shift: int
-    params: ThinkerParams
+    params: ModelParams
     rows: int
 
 
@@ -144,7 +143,8 @@ def resolve_router(model: Model, spec: PruningSpec, warn: bool = True) -> tuple[
 def pad_to_buckets(model: Model, batch: Batch) -> Batch:
     """Left-pads tokens to the sequence bucket and trims/pads mel frames to the frame bucket."""
     cfg = model.config
-    seq = buckets.round_up(batch.input_ids.shape[1], buckets.token_multiple(buckets.SEQ_MULTIPLE))
+    rate = family_of(cfg).tokens_per_second
+    seq = buckets.round_up(batch.input_ids.shape[1], buckets.token_multiple(buckets.SEQ_MULTIPLE, rate))
     pad = seq - batch.input_ids.shape[1]
     ids = np.pad(batch.input_ids, ((0, 0), (pad, 0)), constant_values=model.pad_token_id)
     mask = np.pad(batch.attention_mask, ((0, 0), (pad, 0)))
@@ -178,7 +178,7 @@ def audio_counts(model: Model, batch: Batch) -> np.ndarray:
 
 def make_plan(
     model: Model, batch: Batch, spec: PruningSpec, prune_layer: int, prefilter: float | None, cache_extra: int
-) -> tuple[Plan, np.ndarray]:
+) -> tuple[PrefillKey, np.ndarray]:
     """The static plan for a (bucket-padded) batch, and keep counts `[B]`."""
     seq = batch.input_ids.shape[1]
     n_layers = model.config.text.num_hidden_layers
@@ -191,7 +191,7 @@ def make_plan(
     na = audio_counts(model, batch)
     keep = keep_counts(na, spec.ratio)
     if not spec.prunes:
-        return Plan(prune_layer, cache_extra, None), keep
+        return PrefillKey(prune_layer, cache_extra, None), keep
     if np.any((na > 0) & (keep == 0)):
         bad = int(np.flatnonzero((na > 0) & (keep == 0))[0])
         raise ValueError(f"ratio {spec.ratio} leaves no audio token in row {bad} ({na[bad]} audio tokens)")
@@ -199,11 +199,12 @@ def make_plan(
     is_audio = (batch.input_ids == model.config.audio_token_id) & valid
     last_audio = np.where(is_audio.any(1), seq - 1 - np.argmax(is_audio[:, ::-1], axis=1), -1)
     after = valid & ~is_audio & (np.arange(seq)[None] > last_audio[:, None])
-    audio_cap = min(seq, buckets.round_up(int(na.max()), buckets.token_multiple(buckets.AUDIO_MULTIPLE)))
+    audio_multiple = buckets.token_multiple(buckets.AUDIO_MULTIPLE, family_of(model.config).tokens_per_second)
+    audio_cap = min(seq, buckets.round_up(int(na.max()), audio_multiple))
     text_cap = min(seq, buckets.round_up(int(after.sum(1).max()), buckets.TEXT_MULTIPLE))
     non_audio_cap = min(seq, buckets.round_up(int((valid.sum(1) - na).max()), buckets.TEXT_MULTIPLE))
     keep_cap = math.floor(audio_cap * (1.0 - spec.ratio))
-    selection = SelectionSpec(
+    selection = SelectionKey(
         method=spec.method,
         audio_cap=audio_cap,
         text_cap=text_cap,
@@ -211,7 +212,7 @@ def make_plan(
         keep_len=min(seq, non_audio_cap + keep_cap),
         prefilter=prefilter,
     )
-    return Plan(prune_layer, cache_extra, selection), keep
+    return PrefillKey(prune_layer, cache_extra, selection), keep
 
 
 def place(arrays: Sequence[np.ndarray], mesh: Mesh | None) -> list[jax.Array]:
@@ -224,12 +225,12 @@ def place(arrays: Sequence[np.ndarray], mesh: Mesh | None) -> list[jax.Array]:
 
 
 @dataclasses.dataclass(frozen=True)
-class HostPlan:
+class HostBatch:
     """`prepare`'s host half: the plan, the bucket-padded host arrays (input_ids, attention_mask,
     input_features, feature_attention_mask, keep_k), the router, the left padding the bucket added and
     the caller's rows."""
 
-    plan: Plan
+    plan: PrefillKey
     arrays: tuple[np.ndarray, ...]
     router: Router
     shift: int
@@ -238,7 +239,7 @@ class HostPlan:
 
 def plan_batch(
     model: Model, batch: Batch, spec: PruningSpec, cache_extra: int = 0, mesh: Mesh | None = None
-) -> HostPlan:
+) -> HostBatch:
     """Buckets the batch and plans its prefill, on the host (no device work)."""
     router, m = resolve_router(model, spec, warn=spec.prunes)
     prefilter = router.prefilter_for(spec.method) if is_routed(spec.method) else None
@@ -255,13 +256,13 @@ def plan_batch(
         keep,
     )
     shift = padded.input_ids.shape[1] - batch.input_ids.shape[1]
-    return HostPlan(plan, arrays, router, shift, batch.input_ids.shape[0])
+    return HostBatch(plan, arrays, router, shift, batch.input_ids.shape[0])
 
 
-def place_plan(model: Model, host: HostPlan, spec: PruningSpec, mesh: Mesh | None = None) -> Prepared:
+def place_plan(model: Model, host: HostBatch, spec: PruningSpec, mesh: Mesh | None = None) -> DeviceBatch:
     """`prepare`'s device half: the planned inputs, router arrays and key on device (split over the rows
     of `mesh`), the parameters on the mesh."""
-    return Prepared(
+    return DeviceBatch(
         plan=host.plan,
         inputs=PrefillInputs(*place(host.arrays, mesh)),
         router=RouterArrays.from_router(host.router),
@@ -274,7 +275,7 @@ def place_plan(model: Model, host: HostPlan, spec: PruningSpec, mesh: Mesh | Non
 
 def prepare(
     model: Model, batch: Batch, spec: PruningSpec, cache_extra: int = 0, mesh: Mesh | None = None
-) -> Prepared:
+) -> DeviceBatch:
     """Buckets the batch, plans the prefill and places its inputs: split over the rows of `mesh` (default
     the model's own, `Model.mesh`) with the parameters on it by the logical-axis rules.
     `cache_extra`: free KV-cache slots to allocate for decoding."""

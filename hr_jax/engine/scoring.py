@@ -14,14 +14,12 @@ from hr_jax.engine.api import run_prefill
 from hr_jax.engine.core import PrefillState, decode_step, decode_weights
 from hr_jax.engine.planning import PruningSpec, place
 from hr_jax.model import Model
-from models.family import family_of
-from models.qwen2_5_omni.config import ThinkerConfig
-from models.qwen2_5_omni.params import ThinkerParams
+from models.family import ModelConfig, ModelParams, family_of
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def answer_logprob_core(
-    params: ThinkerParams, cfg: ThinkerConfig, state: PrefillState, answer: jax.Array, answer_mask: jax.Array
+    params: ModelParams, cfg: ModelConfig, state: PrefillState, answer: jax.Array, answer_mask: jax.Array
 ) -> jax.Array:
     """Sum of log p(answer[t] | prompt, answer[:t]) over valid t. answer/answer_mask `[B, A]`;
     the caches must have `A` free slots. Returns `[B]` float32."""

@@ -11,7 +11,7 @@
 
 from hr_jax.pruning.methods import ALL_METHODS, PRUNING_METHODS, VANILLA
 from hr_jax.pruning.router import Router, RouterArrays, RouterError
-from hr_jax.pruning.step import LayerView, Selection, SelectionSpec, select_tokens
+from hr_jax.pruning.step import LayerView, Selection, SelectionKey, select_tokens
 
 __all__ = [
     "ALL_METHODS",
@@ -22,6 +22,6 @@ __all__ = [
     "RouterArrays",
     "RouterError",
     "Selection",
-    "SelectionSpec",
+    "SelectionKey",
     "select_tokens",
 ]

@@ -18,9 +18,9 @@ HEADROUTER = "headrouter"  # the method, with the paper's defaults
 class Method:
     name: str  # as passed to the API and the CLI
     display: str  # as the paper's tables name it
-    family: str  # "unpruned", "baseline" or "headrouter" (HeadRouter and its ablations)
-    routing: str | None = None  # HeadRouter family: "soft" (Eq. 13), "hard", or one fixed profile
-    prefilter: bool = False  # HeadRouter family: whether the frame pre-filter runs
+    kind: str  # "unpruned", "baseline" or "headrouter" (HeadRouter and its ablations)
+    routing: str | None = None  # HeadRouter kind: "soft" (Eq. 13), "hard", or one fixed profile
+    prefilter: bool = False  # HeadRouter kind: whether the frame pre-filter runs
 
 
 REGISTRY: tuple[Method, ...] = (
@@ -38,8 +38,8 @@ REGISTRY: tuple[Method, ...] = (
 )
 
 ALL_METHODS: tuple[str, ...] = tuple(m.name for m in REGISTRY)  # vanilla included, table order
-PRUNING_METHODS: tuple[str, ...] = tuple(m.name for m in REGISTRY if m.family != "unpruned")
-HEADROUTER_METHODS: tuple[str, ...] = tuple(m.name for m in REGISTRY if m.family == "headrouter")
+PRUNING_METHODS: tuple[str, ...] = tuple(m.name for m in REGISTRY if m.kind != "unpruned")
+HEADROUTER_METHODS: tuple[str, ...] = tuple(m.name for m in REGISTRY if m.kind == "headrouter")
 DISPLAY_NAMES: dict[str, str] = {m.name: m.display for m in REGISTRY}
 _BY_NAME: dict[str, Method] = {m.name: m for m in REGISTRY}
 

@@ -25,7 +25,7 @@ from models.params import DecoderLayerParams
 
 
 @dataclasses.dataclass(frozen=True)
-class SelectionSpec:
+class SelectionKey:
     """Everything static about one selection step (hashable: part of the jitted prefill's key).
 
     method: one of `PRUNING_METHODS`; audio_cap / text_cap: audio and text-after-audio slots per row;
@@ -77,7 +77,7 @@ class Selection:
 
 
 def select_tokens(
-    spec: SelectionSpec,
+    spec: SelectionKey,
     cfg: TextConfig,
     view: LayerView,
     is_audio: jax.Array,
@@ -111,7 +111,7 @@ def select_tokens(
         )
     elif name == "dart":
         keep = dart_keep(view.keys, view.h_out, view.final_norm, cfg.rms_norm_eps, slots, keep_k)
-    else:  # pragma: no cover - SelectionSpec validates the name
+    else:  # pragma: no cover - SelectionKey validates the name
         raise ValueError(f"unknown pruning method {name!r}")
     kept, kept_audio = kept_sequence(keep, slots, is_audio, valid, spec.keep_len)
     return Selection(kept, slots.num_audio, kept_audio, spread, alpha, sel)

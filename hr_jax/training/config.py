@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hr_jax.checkpoint import hf_config_dict
-from hr_jax.tokenizer import special_token_ids
 from models.config import TextConfig
 from models.qwen2_5_omni.config import AudioConfig, ThinkerConfig
+from models.qwen2_5_omni.hf_config import hf_config_dict
+from models.qwen2_5_omni.prompt import special_token_ids
 
 SEQ_MULTIPLE = 32  # sequence length rounding (tokens)
 FRAME_MULTIPLE = 400  # mel-frame bucket: two encoder windows of the released n_window=100

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from models.config import TextConfig
+from models.config import DictConfig, TextConfig
 
 MAX_ENCODER_FRAMES = 500  # transformers encodes longer audio as independent chunks of this many frames
 
@@ -43,10 +43,6 @@ class ConformerConfig:
         return self.hidden_size // self.num_attention_heads
 
     @property
-    def num_heads(self) -> int:
-        return self.num_attention_heads
-
-    @property
     def num_subsampling_convs(self) -> int:
         return int(math.log2(self.time_reduction))
 
@@ -64,22 +60,13 @@ class ConformerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class Phi4Config:
+class Phi4Config(DictConfig):
+    """Phi-4-Multimodal's audio path: the Phi-3 decoder (`text`) and the Conformer encoder (`audio`)."""
+
     family: ClassVar[str] = "phi4mm"
-    audio: ConformerConfig
     text: TextConfig
+    audio: ConformerConfig
     audio_token_id: int = 200011
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Phi4Config:
-        return cls(
-            audio=ConformerConfig(**d["audio"]),
-            text=TextConfig(**d["text"]),
-            audio_token_id=d["audio_token_id"],
-        )
 
 
 def num_audio_tokens(num_frames, time_reduction: int = 8):

@@ -8,9 +8,9 @@ nothing of file formats: `models.qwen2_5_omni.hf_config` maps Hugging Face `conf
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from models.config import TextConfig
+from models.config import DictConfig, TextConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,37 +33,22 @@ class AudioConfig:
         return self.d_model // self.encoder_attention_heads
 
     @property
-    def num_heads(self) -> int:
-        """Attention heads (every family's audio config names this `num_heads`)."""
-        return self.encoder_attention_heads
-
-    @property
     def window_frames(self) -> int:
         """Mel frames per attention window."""
         return 2 * self.n_window
 
 
 @dataclasses.dataclass(frozen=True)
-class ThinkerConfig:
+class ThinkerConfig(DictConfig):
+    """Qwen2.5-Omni's thinker: the Whisper-style audio encoder (`audio`) and the Qwen2 decoder (`text`);
+    the audio run sits between `<|audio_bos|>` and `<|audio_eos|>`."""
+
     family: ClassVar[str] = "qwen2_5_omni"
     audio: AudioConfig
     text: TextConfig
     audio_token_id: int = 151646
     audio_start_token_id: int = 151647
     audio_end_token_id: int = 151648
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ThinkerConfig:
-        return cls(
-            audio=AudioConfig(**d["audio"]),
-            text=TextConfig(**d["text"]),
-            audio_token_id=d["audio_token_id"],
-            audio_start_token_id=d["audio_start_token_id"],
-            audio_end_token_id=d["audio_end_token_id"],
-        )
 
 
 def num_audio_tokens(num_mel_frames):

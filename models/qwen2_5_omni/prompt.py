@@ -11,6 +11,31 @@ DEFAULT_SYSTEM_PROMPT = (
 DEFAULT_PROMPT = "Describe the audio."
 AUDIO_TOKEN = "<|AUDIO|>"
 
+# Qwen2.5-Omni's added special tokens, in id order (151643 ... 151656 in the released tokenizer).
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|AUDIO|>",
+    "<|audio_bos|>",
+    "<|audio_eos|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_bos|>",
+    "<|vision_eos|>",
+    "<|vision_pad|>",
+    "<|IMAGE|>",
+    "<|VIDEO|>",
+)
+
+
+def special_token_ids(vocab_size: int) -> dict[str, int]:
+    """Ids of `SPECIAL_TOKENS` when they close a vocabulary of `vocab_size` (as
+    `hr_jax.tokenizer.build_tokenizer` lays them out)."""
+    base = vocab_size - len(SPECIAL_TOKENS)
+    return {tok: base + i for i, tok in enumerate(SPECIAL_TOKENS)}
+
 
 def render_prompt(tokenizer: Any, prompt: str, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> str:
     """The chat-template text of one turn: system, user (audio then instruction), generation prompt.

@@ -1,4 +1,4 @@
-"""The one table between Hugging Face tensor names and hr_jax parameter leaves, and the leaf helpers.
+"""The one table between Qwen2.5-Omni thinker's Hugging Face tensor names and its parameter leaves.
 
 `HF_KEY_MAP` maps the thinker's Hugging Face tensor names (thinker-only naming, as written by
 `save_pretrained` and the released checkpoints without their `thinker.` prefix) to `ThinkerParams`
@@ -8,15 +8,11 @@ leaves; the importer (`hf_import`) reads through it and the exporter (`hf_export
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from typing import Any
 
-import jax
 import numpy as np
 
-from models.params import thinker_shapes
+from models.params import leaf_shapes
 from models.qwen2_5_omni.config import ThinkerConfig
-from models.qwen2_5_omni.params import ThinkerParams
 
 # (HF name, ThinkerParams leaf, layout). `{i}` is the layer index; such leaves are stacked on a leading
 # [layers] axis. Layouts: "linear" = torch [out, in] <-> ours [in, out]; "conv" = torch Conv1d
@@ -75,20 +71,6 @@ class KeyEntry:
     hf_shape: tuple[int, ...]
 
 
-def is_shape(x: object) -> bool:
-    return isinstance(x, tuple) and all(isinstance(i, int) for i in x)
-
-
-def _path_name(path) -> str:
-    return ".".join(getattr(k, "name", None) or str(getattr(k, "key", k)) for k in path)
-
-
-def leaf_shapes(cfg: ThinkerConfig) -> dict[str, tuple[int, ...]]:
-    """{leaf name ("audio.layers.q_w", "embed", ...): shape} of the parameters for `cfg`."""
-    flat, _ = jax.tree_util.tree_flatten_with_path(thinker_shapes(cfg), is_leaf=is_shape)
-    return {_path_name(p): s for p, s in flat}
-
-
 def to_hf_layout(x: np.ndarray, layout: str) -> np.ndarray:
     """Our layout -> PyTorch layout (both transforms are their own inverse)."""
     if layout == "linear":
@@ -123,15 +105,3 @@ def hf_key_map(cfg: ThinkerConfig) -> list[KeyEntry]:
     if covered != set(shapes):  # pragma: no cover - guards edits of params.py
         raise AssertionError(f"HF_KEY_MAP does not cover parameter leaves {sorted(set(shapes) - covered)}")
     return entries
-
-
-def params_from_leaves(cfg: ThinkerConfig, leaves: dict[str, Any]) -> ThinkerParams:
-    """Builds ThinkerParams from {leaf name: array}."""
-    flat, treedef = jax.tree_util.tree_flatten_with_path(thinker_shapes(cfg), is_leaf=is_shape)
-    return jax.tree_util.tree_unflatten(treedef, [leaves[_path_name(p)] for p, _ in flat])
-
-
-def iter_leaves(params: ThinkerParams) -> Iterator[tuple[str, Any]]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(params)
-    for p, x in flat:
-        yield _path_name(p), x
