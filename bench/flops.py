@@ -86,23 +86,30 @@ def encoder_cost(cfg, frames: int, batch: int = 1, dtype_bytes: int = 4) -> Cost
     return Cost(batch * flops, params * dtype_bytes + batch * frames * bins * 4)
 
 
-ATTENTION_COUNTS = ("dense", "causal", "blocked")
+ATTENTION_COUNTS = ("dense", "causal", "blocked", "streaming")
 
 
 def attention_flops(t: TextConfig, n: int, kv: int, attention: str = "dense") -> float:
     """Score and value products of `n` queries over `kv` keys. `dense`: the full matrix (a masked
     dense kernel); `causal`: only the lower triangle (the useful work; what flash kernels compute, up
-    to their tile size); `blocked`: what `models.decoder`'s blocked CPU path computes (each query
-    block against the key prefix it can see)."""
+    to their tile size); `blocked`: what `models.attention`'s blocked path computes (each query block
+    against the key prefix it can see); `streaming`: what its streaming kernel computes (each query
+    tile against the key tiles up to the diagonal)."""
     hq, hd = t.num_attention_heads, t.head_dim
     if attention == "dense" or n != kv:
         return 4 * n * kv * hq * hd
     if attention == "causal":
         return 2 * n * (n + 1) * hq * hd
     if attention == "blocked":
-        from models.decoder import attention_blocks
+        from models.attention import attention_blocks
 
         return sum(4 * (e - s) * e * hq * hd for s, e in attention_blocks(n))
+    if attention == "streaming":
+        from models.attention import streaming_tiles
+
+        tq, tk = streaming_tiles(n)
+        tiles = sum(-(-(i + 1) * tq // tk) for i in range(-(-n // tq)))
+        return 4 * tiles * tq * tk * hq * hd
     raise ValueError(f"attention count {attention!r}; choose from {ATTENTION_COUNTS}")
 
 

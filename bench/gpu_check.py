@@ -11,8 +11,8 @@ raw benchmark records of `bench.run` in `DIR/timing.json`.
    written by transformers' `save_pretrained`, converted in float32 and in bfloat16; relative error of
    the bfloat16 logits against the float32 ones on the device, and of hr_jax float32 against
    transformers float32 when torch is installed.
-2. Attention: the bfloat16 prefill logits with `HR_JAX_ATTENTION=cudnn` (on a CPU: `blocked`) against
-   `HR_JAX_ATTENTION=dense` (XLA's plain attention).
+2. Attention: the bfloat16 prefill logits with the `cudnn` kernel (on a CPU: `streaming`) against the
+   `dense` one (XLA's plain attention), each an `EngineOptions` of the model.
 3. Timing: `bench.run` on `--preset` with `--seconds` of audio, ratios 0 and 0.6, batch 1, hr_jax and
    transformers.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ def _forward(model, batch) -> np.ndarray:
 def parity(work: Path, size: str, layers: int, seconds: float) -> dict[str, Any]:
     from hr_jax.batch import make_batch
     from hr_jax.checkpoint import convert
+    from hr_jax.engine_options import EngineOptions
     from hr_jax.model import load
     from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, released_config
 
@@ -70,12 +70,8 @@ def parity(work: Path, size: str, layers: int, seconds: float) -> dict[str, Any]
     logits32 = _forward(f32, batch)
     got_bf16 = _forward(bf16, batch)
     out["bf16_vs_f32"] = _rel(got_bf16, logits32)
-    impls = ("cudnn", "dense") if _backend() == "gpu" else ("blocked", "dense")
-    got = {}
-    for impl in impls:
-        os.environ["HR_JAX_ATTENTION"] = impl
-        got[impl] = _forward(bf16, batch)
-    os.environ.pop("HR_JAX_ATTENTION")
+    impls = ("cudnn", "dense") if _backend() == "gpu" else ("streaming", "dense")
+    got = {impl: _forward(bf16.replace(options=EngineOptions(attention=impl)), batch) for impl in impls}
     out["attention"] = {"impls": list(impls), "rel_err": _rel(got[impls[0]], got[impls[1]])}
     try:
         import torch

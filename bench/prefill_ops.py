@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from bench import flops as F
     from bench.presets import preset_config
     from hr_jax.engine.buckets import SEQ_MULTIPLE, round_up
-    from models.decoder import causal_attention
+    from models.attention import causal_attention, resolve_attention
 
     t = preset_config(a.preset).text
     n = round_up(F.bench_shapes(a.seconds).seq, SEQ_MULTIPLE)  # the bucket hr_jax runs
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         mask = torch.ones(1, 1, n, n, dtype=torch.bool).tril()
         sdpa = torch.nn.functional.scaled_dot_product_attention
         torch_ops["attention (causal)"] = lambda: sdpa(tq, tk, tk, is_causal=True)
-        jax_ops["attention (causal)"] = jax.jit(lambda q, kv: causal_attention(q, kv, kv, valid))
+        impl = resolve_attention("auto", q.dtype)  # what the engine runs here
+        jax_ops["attention (causal)"] = jax.jit(lambda q, kv: causal_attention(q, kv, kv, valid, impl))
         for name, fn in jax_ops.items():
             args = (q, kv) if name.startswith("attention") else (jx, jw)
             j = _median_ms(lambda fn=fn, args=args: fn(*args), jax.block_until_ready, a.repeats)

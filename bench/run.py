@@ -154,9 +154,10 @@ def _attention_count(dtype: str) -> str:
     """How `bench.flops` should count hr_jax's prefill attention on this platform."""
     import jax.numpy as jnp
 
-    from models.decoder import attention_impl
+    from models.attention import resolve_attention
 
-    return {"blocked": "blocked", "dense": "dense"}.get(attention_impl(jnp.dtype(dtype)), "causal")
+    impl = resolve_attention("auto", jnp.dtype(dtype))
+    return impl if impl in ("blocked", "dense", "streaming") else "causal"
 
 
 def run_bench(a: argparse.Namespace) -> list[dict]:

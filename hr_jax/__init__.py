@@ -22,6 +22,7 @@ from hr_jax.engine import (
     generate_with,
     prefill,
 )
+from hr_jax.engine_options import EngineOptions
 from hr_jax.model import Model, load
 from hr_jax.pruning import PRUNING_METHODS as METHODS
 from hr_jax.pruning import Router
@@ -30,6 +31,7 @@ from hr_jax.sharding import make_mesh
 __all__ = [
     "METHODS",
     "Batch",
+    "EngineOptions",
     "GenerateOutput",
     "Model",
     "Prefill",

@@ -1,9 +1,19 @@
-"""Options of every command that loads a model: `--ckpt`, `--revision`, `--dtype`, `--model-parallel`."""
+"""Options of every command that loads a model: `--ckpt`, `--revision`, `--dtype`, `--model-parallel`,
+and how the engine runs it, `--attention` and `--decode-layout`. Their defaults come from
+`HR_JAX_ATTENTION` / `HR_JAX_DECODE_LAYERS`, read here and nowhere else."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
+
+from hr_jax.engine_options import EngineOptions
+from models.attention import ATTENTION_IMPLS
+from models.decoder import DECODE_LAYOUTS
+
+ATTENTION_ENV = "HR_JAX_ATTENTION"
+DECODE_LAYOUT_ENV = "HR_JAX_DECODE_LAYERS"
 
 CKPT_HELP = (
     "converted checkpoint directory, a Hugging Face Hub name (Qwen/Qwen2.5-Omni-3B: downloaded and "
@@ -30,6 +40,24 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="tensor-parallel ways: a mesh of (local devices / N) data x N model (default 1)",
     )
+    parser.add_argument(
+        "--attention",
+        choices=ATTENTION_IMPLS,
+        default=os.environ.get(ATTENTION_ENV, "auto"),
+        help=f"prefill attention kernel (default ${ATTENTION_ENV} or auto: cuDNN on GPU for bf16, splash "
+        "on TPU, streaming otherwise)",
+    )
+    parser.add_argument(
+        "--decode-layout",
+        choices=DECODE_LAYOUTS,
+        default=os.environ.get(DECODE_LAYOUT_ENV, "auto"),
+        help=f"how decode runs its layers (default ${DECODE_LAYOUT_ENV} or auto: unrolled)",
+    )
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The engine options `add_model_options`' arguments name."""
+    return EngineOptions(attention=args.attention, decode_layout=args.decode_layout)
 
 
 def load_model(args: argparse.Namespace) -> Any:
@@ -37,4 +65,6 @@ def load_model(args: argparse.Namespace) -> Any:
     import hr_jax
 
     mesh = hr_jax.make_mesh(model=args.model_parallel)
-    return hr_jax.load(args.ckpt, dtype=args.dtype, revision=args.revision, mesh=mesh)
+    return hr_jax.load(
+        args.ckpt, dtype=args.dtype, revision=args.revision, mesh=mesh, options=engine_options(args)
+    )

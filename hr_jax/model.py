@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import struct
 from jax.sharding import Mesh
 
+from hr_jax.engine_options import EngineOptions
 from models.family import ModelConfig, ModelParams, family_of
 from models.qwen2_5_omni.features import LogMelExtractor  # noqa: F401 - re-exported
 
@@ -31,6 +32,8 @@ class Model:
     # The ("data", "model") mesh the parameters are placed on (`hr_jax.load(..., mesh=)`, `on_mesh`);
     # every engine function then runs sharded over it. None: the default device.
     mesh: Mesh | None = struct.field(pytree_node=False, default=None)
+    # How the engine runs it (attention kernel, decode layout): part of every program's compile key.
+    options: EngineOptions = struct.field(pytree_node=False, default=EngineOptions())
 
     @property
     def dtype(self) -> jnp.dtype:
@@ -89,6 +92,7 @@ def load(
     *,
     revision: str | None = None,
     mesh: Mesh | None = None,
+    options: EngineOptions | None = None,
 ) -> Model:
     """Loads a checkpoint onto the default device, or onto `mesh`.
 
@@ -103,6 +107,8 @@ def load(
       mesh: a `("data", "model")` mesh (`hr_jax.make_mesh`): every weight is restored straight into
         its sharding by the logical-axis rules (`hr_jax.sharding`), leaf by leaf, never whole on one
         device; the model carries the mesh and every engine function runs sharded over it.
+      options: how the engine runs it (`hr_jax.EngineOptions`: attention kernel, decode layout);
+        default: each platform's best.
     """
     ckpt_dir = resolve_checkpoint(ckpt_dir, revision, dtype)
     from transformers import AutoTokenizer
@@ -126,6 +132,7 @@ def load(
         stop_ids=default_stop_ids(tokenizer, gen, family.end_of_turn),
         router_path=os.fspath(ckpt_dir / ROUTER_FILE) if (ckpt_dir / ROUTER_FILE).is_file() else None,
         mesh=mesh,
+        options=options or EngineOptions(),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from models.decoder import prefill_layers, rms_norm
+from models.decoder import DEFAULT_ATTENTION, prefill_layers, rms_norm
 
 
 def positions_from_mask(attention_mask: jax.Array) -> jax.Array:
@@ -34,9 +34,13 @@ def lm_logits(params: Any, cfg: Any, h: jax.Array) -> jax.Array:
     return jnp.einsum("...d,dv->...v", x, w, preferred_element_type=jnp.float32)
 
 
-def forward_from_embeds(params: Any, cfg: Any, h: jax.Array, attention_mask: jax.Array) -> jax.Array:
+def forward_from_embeds(
+    params: Any, cfg: Any, h: jax.Array, attention_mask: jax.Array, attention: str = DEFAULT_ATTENTION
+) -> jax.Array:
     """Unpruned logits at every position `[B, L, V]` (float32) from the input embeddings `h [B, L, D]`
-    (audio spliced in), through every decoder layer. Differentiable in `params`."""
+    (audio spliced in), through every decoder layer. Differentiable in `params` with the default
+    attention (`blocked`); `attention`: a concrete kernel of `models.attention`."""
     valid = attention_mask.astype(bool)
-    h, _, _ = prefill_layers(h, params.layers, cfg.text, positions_from_mask(attention_mask), valid)
+    positions = positions_from_mask(attention_mask)
+    h, _, _ = prefill_layers(h, params.layers, cfg.text, positions, valid, attention=attention)
     return lm_logits(params, cfg, h)

@@ -21,7 +21,7 @@ def test_gpu_check_script_runs_on_cpu_with_the_tiny_preset_and_writes_json_and_t
     parity = result["parity"]
     assert parity["hr_jax_f32_vs_transformers_f32"] <= 1e-5
     assert 0 < parity["bf16_vs_f32"] < 0.1  # bfloat16 differs, but not wildly
-    assert parity["attention"]["impls"] == ["blocked", "dense"] and parity["attention"]["rel_err"] <= 1e-2
+    assert parity["attention"]["impls"] == ["streaming", "dense"] and parity["attention"]["rel_err"] <= 1e-2
     stages = {(r["impl"], r["stage"], r["ratio"]) for r in result["timing"]["records"] if "stage" in r}
     for impl in ("hr_jax", "transformers"):
         assert {(impl, "prefill", 0.0), (impl, "decode", 0.0)} <= stages

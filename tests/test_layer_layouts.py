@@ -14,9 +14,9 @@ from hr_jax.engine.core import decode_step, decode_weights
 from hr_jax.testing.checkpoints import tiny_config
 from models.decoder import (
     decode_layers,
-    decode_layout,
     matmul_weight_major,
     prefill_layers,
+    resolve_decode_layout,
     rope_tables,
     unstack_layers,
 )
@@ -107,10 +107,7 @@ def test_decode_with_weight_major_matrices_matches_the_in_out_layout(setup):
     np.testing.assert_allclose(got_cache.upper.v, want_cache.upper.v, rtol=1e-5, atol=1e-5)
 
 
-def test_decode_layout_follows_the_environment(monkeypatch):
-    assert decode_layout() == "unrolled"
-    monkeypatch.setenv("HR_JAX_DECODE_LAYERS", "scan")
-    assert decode_layout() == "scan"
-    monkeypatch.setenv("HR_JAX_DECODE_LAYERS", "sideways")
-    with pytest.raises(ValueError, match="HR_JAX_DECODE_LAYERS"):
-        decode_layout()
+def test_decode_layout_is_an_explicit_option_and_auto_unrolls():
+    assert resolve_decode_layout("auto") == "unrolled" and resolve_decode_layout("scan") == "scan"
+    with pytest.raises(ValueError, match="sideways"):
+        resolve_decode_layout("sideways")

@@ -27,11 +27,12 @@ from hr_jax.engine.core import (
     prefill_embeds_core,
     run_decode,
 )
-from hr_jax.engine.planning import DeviceBatch, PruningSpec, place, prepare
+from hr_jax.engine.planning import DeviceBatch, PruningSpec, place, prefill_attention, prepare
 from hr_jax.engine.sampling import SamplingSpec
 from hr_jax.model import Model
 from hr_jax.prompt import DEFAULT_PROMPT, FAMILY_DEFAULT
 from hr_jax.pruning.methods import is_routed
+from models.decoder import resolve_decode_layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +84,7 @@ def forward(model: Model, batch: Batch) -> np.ndarray:
     """Unpruned logits at every position `[B, L, V]` (float32) — for parity checks. Sharded over the
     model's mesh, if it has one."""
     arrays = (batch.input_ids, batch.attention_mask, batch.input_features, batch.feature_attention_mask)
-    logits = forward_core(model.params, model.config, *place(arrays, model.mesh))
+    logits = forward_core(model.params, model.config, *place(arrays, model.mesh), prefill_attention(model))
     return np.asarray(logits)[: batch.input_ids.shape[0]]
 
 
@@ -217,6 +218,7 @@ def generate_with(
             model.config,
             state,
             jax.random.key(sampling.seed + 1),
+            resolve_decode_layout(model.options.decode_layout),
             max_new=sampling.max_new_tokens,
             temperature=sampling.temperature,
             top_p=sampling.top_p,

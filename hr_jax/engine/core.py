@@ -23,7 +23,6 @@ from hr_jax.pruning.slots import take_rows
 from hr_jax.sharding import CacheSharding
 from models.decoder import (
     decode_layers,
-    decode_layout,
     prefill_layers,
     rms_norm,
     rope_tables,
@@ -100,12 +99,14 @@ def prefill_from_embeds(
     m = plan.prune_layer
 
     if plan.selection is None:
-        h, k_lo, v_lo = prefill_layers(h, params.layers, text, pos, valid, 0, m)
+        h, k_lo, v_lo = prefill_layers(h, params.layers, text, pos, valid, 0, m, attention=plan.attention)
         selection = unpruned_selection(is_audio, valid, text.num_attention_heads)
         up_pos, up_valid = pos, valid
     else:
         # Layers < M in one scan that also hands back layer M−1's input (the probe's).
-        h, k_lo, v_lo, h_in = prefill_layers(h, params.layers, text, pos, valid, 0, m, return_last_input=True)
+        h, k_lo, v_lo, h_in = prefill_layers(
+            h, params.layers, text, pos, valid, 0, m, return_last_input=True, attention=plan.attention
+        )
         view = LayerView(
             weights=jax.tree.map(lambda w: w[m - 1], params.layers),
             h_in=h_in,
@@ -117,7 +118,9 @@ def prefill_from_embeds(
         h = take_rows(h, selection.kept)
         up_pos, up_valid = take_rows(pos, selection.kept), selection.kept >= 0
 
-    h, k_up, v_up = prefill_layers(h, params.layers, text, up_pos, up_valid, m, text.num_hidden_layers)
+    h, k_up, v_up = prefill_layers(
+        h, params.layers, text, up_pos, up_valid, m, text.num_hidden_layers, attention=plan.attention
+    )
     last = up_valid.shape[1] - 1 - jnp.argmax(up_valid[:, ::-1], axis=1)
     cache = PrunedKVCache(
         lower=KVCache.from_prefill(k_lo, v_lo, valid, plan.cache_extra),
@@ -161,7 +164,7 @@ def prefill_core(
 prefill_embeds_core = jax.jit(prefill_from_embeds, static_argnames=("cfg", "plan"))
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@functools.partial(jax.jit, static_argnames=("cfg", "attention"))
 def forward_core(
     params: ModelParams,
     cfg: ModelConfig,
@@ -169,10 +172,12 @@ def forward_core(
     attention_mask: jax.Array,
     input_features: jax.Array,
     feature_attention_mask: jax.Array,
+    attention: str = "streaming",
 ) -> jax.Array:
-    """Unpruned logits at every position `[B, L, V]` (float32; parity checks), for any family."""
+    """Unpruned logits at every position `[B, L, V]` (float32; parity checks), for any family;
+    `attention`: a concrete kernel of `models.attention`."""
     h = family_of(cfg).embed_inputs(params, cfg, input_ids, input_features, feature_attention_mask)
-    return forward_from_embeds(params, cfg, h, attention_mask)
+    return forward_from_embeds(params, cfg, h, attention_mask, attention)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -189,7 +194,7 @@ WEIGHT_MAJOR_MIN_ROWS = 2  # from this batch size decode's matrices are stored [
 @struct.dataclass
 class DecodeWeights:
     """Decode's weights, laid out once per loop (outside it): the two cache groups' layers (layers < M,
-    layers >= M) in the layout of `models.decoder.decode_layout`, and the LM head `[D, V]`.
+    layers >= M) in a layout of `models.decoder.resolve_decode_layout`, and the LM head `[D, V]`.
 
     weight_major: the matrices are stored `[out, in]` (the head `[V, D]`) and applied with
     `models.decoder.matmul_weight_major`: chosen for batches of `WEIGHT_MAJOR_MIN_ROWS` rows or more,
@@ -202,15 +207,15 @@ class DecodeWeights:
 
 
 def decode_weights(
-    params: ModelParams, cfg: ModelConfig, prune_layer: int, batch_size: int = 1
+    params: ModelParams, cfg: ModelConfig, prune_layer: int, batch_size: int = 1, layout: str = "unrolled"
 ) -> DecodeWeights:
     """The weights a decode loop of `batch_size` rows reads (see `DecodeWeights`). Call it once per
     loop, outside the loop; for a weight-major layout, outside the loop's program
     (`decode_weights_core`): inside it, XLA turns the transposes into layout changes and the loop's
-    GEMMs read the `[in, out]` storage after all."""
+    GEMMs read the `[in, out]` storage after all. `layout`: `models.decoder.resolve_decode_layout`'s."""
     n = cfg.text.num_hidden_layers
     head = params.embed.T if params.lm_head is None else params.lm_head
-    if decode_layout() == "scan":
+    if layout == "scan":
         return DecodeWeights(
             _slice_layers(params, 0, prune_layer), _slice_layers(params, prune_layer, n), head
         )
@@ -250,15 +255,20 @@ def decode_step(
     return logits, PrunedKVCache(lower=lower, upper=upper)
 
 
-decode_weights_core = jax.jit(decode_weights, static_argnames=("cfg", "prune_layer", "batch_size"))
+decode_weights_core = jax.jit(decode_weights, static_argnames=("cfg", "prune_layer", "batch_size", "layout"))
 
 
 def run_decode(
-    params: ModelParams, cfg: ModelConfig, state: PrefillState, key: jax.Array, **sampling: Any
+    params: ModelParams,
+    cfg: ModelConfig,
+    state: PrefillState,
+    key: jax.Array,
+    layout: str = "unrolled",
+    **sampling: Any,
 ) -> tuple[jax.Array, jax.Array]:
     """The decode loop (`decode_core`, donating `state`) with its weights laid out by their own program
-    first (`decode_weights_core`). `sampling`: `decode_core`'s keyword arguments."""
-    weights = decode_weights_core(params, cfg, state.cache.prune_layer, state.logits.shape[0])
+    first (`decode_weights_core`, in `layout`). `sampling`: `decode_core`'s keyword arguments."""
+    weights = decode_weights_core(params, cfg, state.cache.prune_layer, state.logits.shape[0], layout)
     return decode_core(params, cfg, state, key, weights, **sampling)
 
 

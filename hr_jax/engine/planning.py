@@ -26,6 +26,7 @@ from hr_jax.model import Model, on_mesh
 from hr_jax.pruning import VANILLA, Router, RouterArrays, SelectionKey
 from hr_jax.pruning.methods import ALL_METHODS, is_routed
 from hr_jax.sharding import DATA, CacheSharding, axis_size, batch_sharding, pad_rows
+from models.attention import resolve_attention
 from models.family import ModelParams, family_of
 
 DEFAULT_PRUNE_LAYER = 2
@@ -62,13 +63,15 @@ class PrefillKey:
 
     prune_layer: M (the caches split there); cache_extra: free cache slots for decoding;
     selection: the pruning step, None for the unpruned model; cache_sharding: where the KV caches
-    live on the model's mesh (None: wherever XLA puts them, one device).
+    live on the model's mesh (None: wherever XLA puts them, one device); attention: the concrete
+    prefill attention kernel (`models.attention.resolve_attention` of the model's options).
     """
 
     prune_layer: int
     cache_extra: int
     selection: SelectionKey | None
     cache_sharding: CacheSharding | None = None
+    attention: str = "streaming"
 
     @property
     def method(self) -> str:
@@ -191,7 +194,7 @@ def make_plan(
     na = audio_counts(model, batch)
     keep = keep_counts(na, spec.ratio)
     if not spec.prunes:
-        return PrefillKey(prune_layer, cache_extra, None), keep
+        return PrefillKey(prune_layer, cache_extra, None, attention=prefill_attention(model)), keep
     if np.any((na > 0) & (keep == 0)):
         bad = int(np.flatnonzero((na > 0) & (keep == 0))[0])
         raise ValueError(f"ratio {spec.ratio} leaves no audio token in row {bad} ({na[bad]} audio tokens)")
@@ -212,7 +215,12 @@ def make_plan(
         keep_len=min(seq, non_audio_cap + keep_cap),
         prefilter=prefilter,
     )
-    return PrefillKey(prune_layer, cache_extra, selection), keep
+    return PrefillKey(prune_layer, cache_extra, selection, attention=prefill_attention(model)), keep
+
+
+def prefill_attention(model: Model) -> str:
+    """The concrete prefill attention kernel for `model` on this platform (its `options.attention`)."""
+    return resolve_attention(model.options.attention, model.dtype)
 
 
 def place(arrays: Sequence[np.ndarray], mesh: Mesh | None) -> list[jax.Array]:

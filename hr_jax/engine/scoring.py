@@ -14,16 +14,22 @@ from hr_jax.engine.api import run_prefill
 from hr_jax.engine.core import PrefillState, decode_step, decode_weights
 from hr_jax.engine.planning import PruningSpec, place
 from hr_jax.model import Model
+from models.decoder import resolve_decode_layout
 from models.family import ModelConfig, ModelParams, family_of
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@functools.partial(jax.jit, static_argnames=("cfg", "layout"))
 def answer_logprob_core(
-    params: ModelParams, cfg: ModelConfig, state: PrefillState, answer: jax.Array, answer_mask: jax.Array
+    params: ModelParams,
+    cfg: ModelConfig,
+    state: PrefillState,
+    answer: jax.Array,
+    answer_mask: jax.Array,
+    layout: str = "unrolled",
 ) -> jax.Array:
     """Sum of log p(answer[t] | prompt, answer[:t]) over valid t. answer/answer_mask `[B, A]`;
-    the caches must have `A` free slots. Returns `[B]` float32."""
-    weights = decode_weights(params, cfg, state.cache.prune_layer, state.logits.shape[0])
+    the caches must have `A` free slots; `layout`: the decode layout. Returns `[B]` float32."""
+    weights = decode_weights(params, cfg, state.cache.prune_layer, state.logits.shape[0], layout)
 
     def body(carry, t):
         logits, cache = carry
@@ -65,4 +71,5 @@ def answer_logprob(
     spec = PruningSpec(ratio, method, router, prune_layer, seed)
     state, p = run_prefill(model, batch, spec, cache_extra=ids.shape[1])
     ids_d, mask_d = place([ids, mask], model.mesh)  # rows padded and split as the prefill's
-    return np.asarray(answer_logprob_core(p.params, model.config, state, ids_d, mask_d))[: p.rows]
+    layout = resolve_decode_layout(model.options.decode_layout)
+    return np.asarray(answer_logprob_core(p.params, model.config, state, ids_d, mask_d, layout))[: p.rows]

@@ -18,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hr_jax.cli_options import add_model_options
+from hr_jax.cli_options import add_model_options, engine_options
 
 DEFAULT_METHODS = "vanilla,headrouter,random,frame,fastv,dart"
 DEFAULT_RATIOS = "0.3,0.6,0.9"
@@ -121,6 +121,7 @@ def _run(args: argparse.Namespace, run_eval) -> dict:
         model_parallel=args.model_parallel,
         revision=args.revision,
         dtype=args.dtype,
+        options=engine_options(args),
     )
 
 

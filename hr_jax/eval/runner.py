@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from hr_jax.distributed import finish, initialize_from_env
+from hr_jax.engine_options import EngineOptions
 from hr_jax.eval import audio_io, results
 from hr_jax.eval.audiomarathon import OFFICIAL
 from hr_jax.eval.datasets import load_benchmark
@@ -136,6 +137,7 @@ def run_eval(
     model_parallel: int = 1,
     revision: str | None = None,
     dtype: str | None = None,
+    options: EngineOptions | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint over a benchmark for several methods and ratios.
 
@@ -163,6 +165,7 @@ def run_eval(
         model_parallel: tensor-parallel ways of the local mesh (the rest of the devices is data
             parallel).
         revision: Hub revision, when `ckpt_or_model` is a Hub name.
+        options: how the engine runs a checkpoint it loads (`hr_jax.EngineOptions`).
         dtype: parameter dtype when loading `ckpt_or_model` (default: as converted).
 
     Returns:
@@ -204,7 +207,7 @@ def run_eval(
 
             model = ckpt_or_model
             if isinstance(model, (str, os.PathLike)):
-                model = load(os.fspath(model), dtype, revision=revision, mesh=mesh)
+                model = load(os.fspath(model), dtype, revision=revision, mesh=mesh, options=options)
             generate_fn = engine_generate_fn(model)  # places a model not yet on the mesh, once
 
         # (method, ratio) outer, task inner: a pair's programs serve every task, then are released
