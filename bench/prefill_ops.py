@@ -36,11 +36,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     from bench import flops as F
     from bench.presets import preset_config
-    from hr_jax.engine.buckets import SEQ_MULTIPLE, round_up
+    from hr_jax.engine.buckets import SEQ_MULTIPLE, bucket
     from models.attention import causal_attention, resolve_attention
 
     t = preset_config(a.preset).text
-    n = round_up(F.bench_shapes(a.seconds).seq, SEQ_MULTIPLE)  # the bucket hr_jax runs
+    n = bucket(F.bench_shapes(a.seconds).seq, SEQ_MULTIPLE)  # the bucket hr_jax runs
     d, f, hq, hkv, hd = (
         t.hidden_size,
         t.intermediate_size,

@@ -118,3 +118,74 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def format_table(records: list[dict]) -> str:
+    """One line per record: the median, spread, throughput, compile time, memory, floor fraction and
+    the speed-up over unpruned transformers (same seconds, stage, batch)."""
+    ref = {
+        (r["seconds"], r["stage"], r["batch"]): r["median_s"] for r in records if r["impl"] == "transformers"
+    }
+    hdr = (
+        f"{'impl':12s} {'sec':>5} {'ratio':>5} {'method':10s} {'b':>2} {'stage':8s} {'median ms':>10} "
+        f"{'IQR ms':>8} {'tok/s':>8} {'compile s':>9} {'mem MB':>8} {'floor%':>7} {'vs HF':>6}"
+    )
+    lines = [hdr, "-" * len(hdr)]
+    for r in records:
+        mem = r.get("xla_bytes") or r.get("device_peak_bytes") or r.get("peak_rss_delta_bytes")
+        base = ref.get((r["seconds"], r["stage"], r["batch"]))
+        vs = f"{base / r['median_s']:.2f}x" if base and r["impl"] == "hr_jax" else ""
+        lines.append(
+            f"{r['impl']:12s} {r['seconds']:>5g} {r['ratio']:>5g} {r['method']:10s} {r['batch']:>2} {r['stage']:8s} "  # noqa: E501
+            f"{1e3 * r['median_s']:>10.2f} {1e3 * r['iqr_s']:>8.2f} "
+            f"{(r.get('tokens_per_s') or 0):>8.1f} {(r.get('compile_s') or 0):>9.2f} "
+            f"{(mem or 0) / 2**20:>8.1f} {100 * (r.get('floor_fraction') or 0):>6.1f}% {vs:>6}"
+        )
+    pruned = [r for r in records if r["stage"] == "prefill" and r["ratio"] > 0 and r["impl"] == "hr_jax"]
+    if pruned:
+        unp = {
+            (r["seconds"], r["batch"]): r["median_s"]
+            for r in records
+            if r["stage"] == "prefill" and r["ratio"] == 0 and r["impl"] == "hr_jax"
+        }
+        lines += [
+            "",
+            f"{'sec':>5} {'ratio':>5} {'method':10s} {'b':>2} {'measured x':>10} {'IQR':>5} {'FLOP x':>7} "
+            f"{'FLOP x (static)':>15} {'routing ms':>10} {'routing %':>9}",
+        ]
+        for r in pruned:
+            u = unp.get((r["seconds"], r["batch"]))
+            if r.get("speedup_median"):  # interleaved rounds (see the module docstring)
+                meas, iqr = f"{r['speedup_median']:.2f}", f"{r['speedup_iqr']:.2f}"
+            else:
+                meas, iqr = (f"{u / r['median_s']:.2f}" if u else "-"), "-"
+            rt = f"{1e3 * r['routing_s']:.3f}" if r.get("routing_s") is not None else "-"
+            rs = f"{100 * r['routing_share']:.2f}" if r.get("routing_share") is not None else "-"
+            lines.append(
+                f"{r['seconds']:>5g} {r['ratio']:>5g} {r['method']:10s} {r['batch']:>2} {meas:>10} {iqr:>5} "
+                f"{r.get('predicted_speedup', 0):>7.2f} {r.get('predicted_speedup_static', 0):>15.2f} "
+                f"{rt:>10} {rs:>9}"
+            )
+    return "\n".join(lines)
+
+
+def split_table(records: list[dict]) -> str:
+    """Time to first token from waveforms, by part (ms), per (seconds, ratio, method, batch)."""
+    rows = [r for r in records if r["stage"] == "ttft_split"]
+    if not rows:
+        return ""
+    names = list(rows[0]["parts_s"])
+    hdr = f"{'sec':>5} {'ratio':>5} {'b':>2} " + " ".join(f"{n:>11}" for n in names)
+    hdr += f" {'sum':>9} {'public':>9} {'other':>7} {'host %':>7} {'feat 300s':>9} {'host 300s':>9}"
+    lines = ["Time to first token from waveforms, by part (ms):", hdr, "-" * len(hdr)]
+    for r in rows:
+        p = r["parts_s"]
+        host = p["features"] + p["host"] + p["transfer"] + p["first_token"]
+        lines.append(
+            f"{r['seconds']:>5g} {r['ratio']:>5g} {r['batch']:>2} "
+            + " ".join(f"{1e3 * p[n]:>11.2f}" for n in names)
+            + f" {1e3 * r['parts_sum_s']:>9.1f} {1e3 * r['median_s']:>9.1f} {1e3 * r['unaccounted_s']:>7.1f}"
+            f" {100 * host / r['median_s']:>6.1f}% {1e3 * r['features_max_length_s']:>9.1f}"
+            f" {1e3 * r['host_max_length_s']:>9.1f}"
+        )
+    return "\n".join(lines)

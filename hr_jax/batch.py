@@ -77,6 +77,7 @@ def make_batch(
     prompts: Sequence[str] | str,
     system_prompt: str | None | object = FAMILY_DEFAULT,
     feature_padding: str = "longest",
+    truncation: bool = True,
 ) -> Batch:
     """Builds model inputs for each (audio, prompt).
 
@@ -88,6 +89,10 @@ def make_batch(
       feature_padding: "longest" (features end after the longest clip: all the model reads) or
         "max_length" (the reference processor's arrays, e.g. Qwen's 300 s `[B, 128, 30000]`; only a
         feature-for-feature comparison needs them: the outputs are the same).
+      truncation: True (the released behaviour) refuses audio longer than the feature extractor takes
+        (Qwen2.5-Omni's 300 s, which its processor would cut); False takes it whole, up to the
+        decoder's position range (about 21 minutes for Qwen2.5-Omni), as the processor does with
+        `audio_kwargs={"truncation": False}`.
     Raises:
       ValueError: on bad audio (empty, NaN/Inf, silent) or a prompt too long for the model.
     """
@@ -106,7 +111,7 @@ def make_batch(
     max_pos = model.config.text.max_position_embeddings
     for w in waves:
         check_length(w, max_seconds=max_pos / family.tokens_per_second)
-    features, feature_mask = model.feature_extractor(waves, feature_padding)
+    features, feature_mask = model.feature_extractor(waves, feature_padding, truncation)
     rows = []
     for prompt, n_frames in zip(prompts, feature_mask.sum(-1), strict=True):
         n_audio = family.num_audio_tokens(model.config, int(n_frames))

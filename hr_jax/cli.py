@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 def generate_main(argv: Sequence[str] | None = None) -> int:
     import hr_jax
-    from hr_jax.cli_options import add_model_options, load_model
+    from hr_jax.cli_options import NO_TRUNCATION_HELP, add_model_options, load_model
     from hr_jax.pruning.methods import ALL_METHODS
 
     ap = argparse.ArgumentParser(prog="hr-jax generate", description="Generate text from audio.")
@@ -23,9 +23,10 @@ def generate_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-truncation", action="store_true", help=NO_TRUNCATION_HELP)
     args = ap.parse_args(argv)
     model = load_model(args)
-    batch = hr_jax.make_batch(model, args.audio, args.prompt)
+    batch = hr_jax.make_batch(model, args.audio, args.prompt, truncation=not args.no_truncation)
     out = hr_jax.generate_batch(
         model, batch, args.ratio, method=args.method, router=args.router, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed,

@@ -12,6 +12,11 @@ from hr_jax.engine_options import EngineOptions
 from models.attention import ATTENTION_IMPLS
 from models.decoder import DECODE_LAYOUTS
 
+NO_TRUNCATION_HELP = (
+    "take audio longer than the feature extractor's length (Qwen2.5-Omni: 300 s) whole, up to the "
+    "decoder's position range (about 21 min), as the processor does with truncation=False; without it, "
+    "such audio is refused (generate) or cut (eval, as the official pipelines do)"
+)
 ATTENTION_ENV = "HR_JAX_ATTENTION"
 DECODE_LAYOUT_ENV = "HR_JAX_DECODE_LAYERS"
 

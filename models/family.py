@@ -62,12 +62,13 @@ class FeatureExtractor(Protocol):
 
     padding: "longest" (T = the longest clip's frames: all the engine reads) or "max_length" (T = the
     family processor's own padding, e.g. Qwen's 300 s; the same as "longest" where it pads to the
-    longest)."""
+    longest). truncation: True refuses audio over `max_samples` (which the processor would cut);
+    False takes it whole (the processor's `truncation=False`)."""
 
-    max_samples: int | None  # the longest waveform it takes (None: no limit of its own)
+    max_samples: int | None  # the longest waveform it takes with truncation (None: no limit of its own)
 
     def __call__(
-        self, waveforms: list[np.ndarray], padding: str = "max_length"
+        self, waveforms: list[np.ndarray], padding: str = "max_length", truncation: bool = True
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 

@@ -7,8 +7,20 @@ the Hugging Face layout, and converted with the real converter once per test ses
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One persistent compilation cache for the whole session, set before JAX starts so that every process
+# the tests start inherits it: a program compiled once (by this process, an xdist worker, or a CLI or
+# multi-device subprocess) is read back by the others. Every program is kept, however quick to compile;
+# the directory outlives the session (a rerun compiles almost nothing) and is trimmed to its size cap.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "hr_jax_tests_jax_cache")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -20,14 +32,18 @@ TINY_CONFIGS = {
 }
 
 
+_BUILT: dict[str, tuple[str, str]] = {}  # each tiny checkpoint is built once per session
+
+
 def _build(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[str, str]:
     from convert.hf_to_jax import convert
     from hr_jax.testing.checkpoints import build_tiny_checkpoint
 
-    root = tmp_path_factory.mktemp(f"tiny_{name}")
-    hf = build_tiny_checkpoint(root / "hf", config_overrides=TINY_CONFIGS[name], seed=len(name))
-    out = convert(hf, root / "jax", dtype="float32")
-    return str(hf), str(out)
+    if name not in _BUILT:
+        root = tmp_path_factory.mktemp(f"tiny_{name}")
+        hf = build_tiny_checkpoint(root / "hf", config_overrides=TINY_CONFIGS[name], seed=len(name))
+        _BUILT[name] = str(hf), str(convert(hf, root / "jax", dtype="float32"))
+    return _BUILT[name]
 
 
 @pytest.fixture(scope="session", params=sorted(TINY_CONFIGS))
@@ -40,6 +56,19 @@ def tiny_pair(request, tmp_path_factory) -> tuple[str, str]:
 def tiny_ckpt(tmp_path_factory) -> tuple[str, str]:
     """(Hugging Face dir, converted dir) of the default tiny configuration."""
     return _build(tmp_path_factory, "gqa2")
+
+
+@pytest.fixture(scope="session")
+def tiny_phi4(tmp_path_factory) -> tuple[Path, Path]:
+    """(Hugging Face dir in the transformers-native layout with its peft speech adapter, converted
+    float32 dir) of the tiny Phi-4-Multimodal (`hr_jax.testing.phi4`, seed 0), built once per session."""
+    pytest.importorskip("peft")
+    from hr_jax.checkpoint import convert
+    from hr_jax.testing.phi4 import build_tiny_phi4
+
+    root = tmp_path_factory.mktemp("tiny_phi4")
+    native = build_tiny_phi4(root / "native", "native")
+    return native, convert(native, root / "jax", dtype="float32")
 
 
 @pytest.fixture(scope="session")

@@ -17,28 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ("impl", "preset", "seconds", "ratio", "method", "stage", "median_s", "tokens_per_s")
 
 
-def test_bench_run_writes_contract_records(tmp_path):
+def test_bench_run_writes_contract_records(tmp_path, capsys):
+    from bench.run import main
+
     out = tmp_path / "bench.json"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
-    cmd = [
-        sys.executable,
-        "-m",
-        "bench.run",
-        "--preset",
-        "tiny",
-        "--seconds",
-        "2",
-        "--ratios",
-        "0,0.6",
-        "--repeats",
-        "1",
-        "--decode-tokens",
-        "2",
-        "--json",
-        str(out),
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    main(["--preset", "tiny", "--seconds", "2", "--ratios", "0,0.6", "--repeats", "1", "--decode-tokens", "2",
+          "--json", str(out)])  # fmt: skip
     records = json.loads(out.read_text())
     assert isinstance(records, list) and records
     for r in records:
@@ -60,7 +44,7 @@ def test_bench_run_writes_contract_records(tmp_path):
     }
     assert {r["method"] for r in records if r["ratio"] == 0.6} == {"headrouter"}
     assert {r["batch"] for r in records if r["stage"] == "decode"} == {1, 4}
-    assert "median ms" in proc.stdout  # the table
+    assert "median ms" in capsys.readouterr().out  # the table
 
 
 def test_bench_run_splits_time_to_first_token_into_its_parts(tmp_path):

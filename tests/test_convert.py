@@ -1,7 +1,5 @@
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -15,8 +13,6 @@ from hr_jax.checkpoint import NotAConvertedCheckpoint, export_hf, iter_leaves, l
 from hr_jax.testing.checkpoints import build_tiny_checkpoint, load_reference, tiny_config
 from models.qwen2_5_omni.hf_config import config_from_hf
 from models.qwen2_5_omni.hf_keymap import hf_key_map
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _legacy(name: str) -> str:
@@ -246,12 +242,7 @@ def test_tied_embeddings_and_gqa(tmp_path):
 
 def test_cli(ckpts, tmp_path):
     out = tmp_path / "cli"
-    r = subprocess.run(
-        [sys.executable, "-m", "convert.hf_to_jax", "--hf-dir", str(ckpts[0]), "--out", str(out), "--dtype",
-         "bfloat16"],
-        cwd=REPO, capture_output=True, text=True, env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"},
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    assert main(["--hf-dir", str(ckpts[0]), "--out", str(out), "--dtype", "bfloat16"]) == 0
     cfg, p = load_params(out)
     assert p.embed.dtype == jnp.bfloat16 and p.embed.dtype == ml_dtypes.bfloat16
     assert cfg.audio_token_id == tiny_config()["audio_token_index"]

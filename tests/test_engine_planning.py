@@ -73,3 +73,26 @@ def test_generate_output_locates_the_audio_span(tiny_model):
     kept = out.kept_positions[0][out.kept_positions[0] >= 0]
     kept_audio = kept[(kept >= first) & (kept < first + int(out.num_audio[0]))]
     assert kept_audio.size == int(out.kept_audio[0])
+
+
+def test_buckets_grow_geometrically_with_at_most_an_eighth_of_padding():
+    from hr_jax.engine.buckets import PER_OCTAVE, bucket
+
+    assert [bucket(n, 64) for n in (1, 64, 65, 512, 513)] == [64, 64, 128, 512, 576]
+    for n in range(1, 40000, 7):
+        b = bucket(n, 64)
+        assert b >= n and b % 64 == 0 and (b - n < 64 or b - n <= n / PER_OCTAVE)
+    # AudioMarathon-like lengths, 1 to 10 minutes of audio at 25 tokens a second
+    lengths = range(25 * 60, 25 * 600)
+    assert len({bucket(n, 64) for n in lengths}) == 27 < len({-(-n // 64) for n in lengths}) // 7
+
+
+def test_two_lengths_in_one_bucket_share_their_program(tiny_model):
+    from hr_jax.engine import run_prefill
+    from hr_jax.engine.core import prefill_core
+
+    spec = PruningSpec(0.5, "frame")
+    run_prefill(tiny_model, make_batch(tiny_model, [waveform(40.0, 1)], "hi"), spec)
+    before = prefill_core._cache_size()
+    run_prefill(tiny_model, make_batch(tiny_model, [waveform(40.5, 2)], "hi"), spec)
+    assert prefill_core._cache_size() == before

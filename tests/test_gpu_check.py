@@ -15,7 +15,9 @@ def test_gpu_check_script_runs_on_cpu_with_the_tiny_preset_and_writes_json_and_t
     args = "--preset tiny --seconds 3 --parity-size tiny --parity-seconds 2 --quick"
     env = {**os.environ, "OUT": str(tmp_path), "JAX_PLATFORMS": "cpu", "HR_JAX_GPU_CHECK_ARGS": args,
            "HR_JAX_GPU_CHECK_INSTALL": "0"}  # fmt: skip
-    r = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        ["bash", "bench/gpu_check.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     parity = result["parity"]

@@ -23,6 +23,8 @@ from hr_jax.eval.report import load_rows
 from hr_jax.testing.eval_data import write_audiomarathon_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
+CACHE_VARS = ("JAX_PLATFORMS", "JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "JAX_COMPILATION_CACHE_MAX_SIZE")  # fmt: skip
 TIMEOUTS = {"HR_JAX_INIT_TIMEOUT": "60", "HR_JAX_HEARTBEAT_TIMEOUT": "5", "HR_JAX_SHUTDOWN_TIMEOUT": "10"}
 
 
@@ -33,7 +35,8 @@ def _free_port() -> int:
 
 
 def _env(devices: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") or k == "JAX_PLATFORMS"}
+    # no stray JAX_* cluster settings, but the session's compilation cache (tests/conftest.py)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") or k in CACHE_VARS}
     env.update({"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"})
     env.update(TIMEOUTS)
     env.update(extra)

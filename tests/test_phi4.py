@@ -14,22 +14,18 @@ from conftest import RTOL, rel_err, waveform
 import hr_jax
 from hr_jax.engine import forward, generate_batch, prefill
 from hr_jax.pruning import PRUNING_METHODS
+from hr_jax.testing.phi4 import TINY_LONGROPE_SWITCH
 from models.phi4mm.audio_encoder import encode_audio
 from models.phi4mm.features import Phi4LogMel
 
 pytest.importorskip("peft")
 M = 2
+SWITCH = TINY_LONGROPE_SWITCH
 
 
 @pytest.fixture(scope="module")
-def phi4_dirs(tmp_path_factory):
-    from hr_jax.checkpoint import convert
-    from hr_jax.testing.phi4 import build_tiny_phi4
-
-    root = tmp_path_factory.mktemp("phi4")
-    native = build_tiny_phi4(root / "native", "native")
-    converted = convert(native, root / "jax", dtype="float32")
-    return native, converted
+def phi4_dirs(tiny_phi4):
+    return tiny_phi4
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +123,11 @@ def test_greedy_tokens_match_transformers_generate(model, reference):
     assert out.token_ids[0] == want[0, batch.input_ids.shape[1] :].tolist()
 
 
-@pytest.mark.parametrize("extra_text", [3900, 4200])  # the prompt ends below / above 4096 positions
-def test_longrope_prefill_and_decode_on_each_side_of_4096_positions(model, reference, extra_text):
+@pytest.mark.parametrize("extra_text", [SWITCH - 196, SWITCH + 104])  # the prompt ends below / above it
+def test_longrope_prefill_and_decode_on_each_side_of_the_switch(model, reference, extra_text):
     batch, kw = reference_inputs(model, waveform(1.0, 9), extra_text=extra_text)
     length = batch.input_ids.shape[1]
-    assert (length + 6 <= 4096) if extra_text == 3900 else (length > 4096)
+    assert (length + 6 <= SWITCH) if extra_text < SWITCH else (length > SWITCH)
     with torch.no_grad():
         want_logits = reference(**kw).logits[0, -1].numpy()
         want = reference.generate(**kw, max_new_tokens=6, min_new_tokens=6, do_sample=False)
@@ -144,7 +140,7 @@ def test_longrope_prefill_and_decode_on_each_side_of_4096_positions(model, refer
 def test_long_and_short_rope_factors_differ(model):
     lr = model.config.text.longrope
     assert (
-        lr is not None and lr.short_factor != lr.long_factor and lr.original_max_position_embeddings == 4096
+        lr is not None and lr.short_factor != lr.long_factor and lr.original_max_position_embeddings == SWITCH
     )
 
 
@@ -295,14 +291,15 @@ def test_eval_runs_each_benchmark_on_phi4(model, tmp_path, suite):
     assert rows and all(r["kept_audio"] == r["num_audio"] // 2 for r in rows)
 
 
-def test_generation_that_crosses_4096_positions_recomputes_the_cache_with_the_long_factors(model, reference):
-    """transformers drops its short-factor cache when a sequence first passes 4096 positions, to
+def test_generation_that_crosses_the_switch_recomputes_the_cache_with_the_long_factors(model, reference):
+    """transformers drops its short-factor cache when a sequence first passes the switch (the released
+    model's 4096 positions; `TINY_LONGROPE_SWITCH` here), to
     recompute it with the long factors. Its 5.x generate then runs the last token alone, without the
     context (the dropped cache is not rebuilt); hr_jax recomputes the whole prefix, which is what the
     reference below computes: greedy decoding by full forwards over prompt + tokens so far."""
-    batch, kw = reference_inputs(model, waveform(1.0, 31), extra_text=4068)
+    batch, kw = reference_inputs(model, waveform(1.0, 31), extra_text=SWITCH - 28)
     length = batch.input_ids.shape[1]
-    assert length < 4096 < length + 6  # the switch comes a few tokens in
+    assert length < SWITCH < length + 6  # the switch comes a few tokens in
     ids = kw.pop("input_ids")
     kw.pop("attention_mask")
     with torch.no_grad():

@@ -14,10 +14,8 @@ pytest.importorskip("peft")
 
 
 @pytest.fixture(scope="module")
-def native(tmp_path_factory):
-    from hr_jax.testing.phi4 import build_tiny_phi4
-
-    return build_tiny_phi4(tmp_path_factory.mktemp("phi4_conv") / "hf", "native", seed=2)
+def native(tiny_phi4):
+    return tiny_phi4[0]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import torch
 from conftest import RTOL, rel_err
 
 import hr_jax
+from hr_jax.testing.phi4 import TINY_LONGROPE_SWITCH
 from models.decoder import apply_rope, layer_prefill, rope_tables
 from models.phi4mm.audio_encoder import conformer_layer, relative_bias, streaming_mask, subsample
 
@@ -20,14 +21,11 @@ pytest.importorskip("peft")
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
+def pair(tiny_phi4):
     """(our model, transformers' model with peft's merge of the speech adapter)."""
-    from hr_jax.checkpoint import convert
-    from hr_jax.testing.phi4 import build_tiny_phi4, load_reference
+    from hr_jax.testing.phi4 import load_reference
 
-    root = tmp_path_factory.mktemp("phi4_modules")
-    hf = build_tiny_phi4(root / "hf", "native", seed=1)
-    return hr_jax.load(convert(hf, root / "jax", dtype="float32")), load_reference(hf).merge_and_unload()
+    return hr_jax.load(tiny_phi4[1]), load_reference(tiny_phi4[0]).merge_and_unload()
 
 
 def _layer(tree, i: int):
@@ -86,7 +84,10 @@ def test_streaming_mask_matches_transformers_chunked_mask(pair):
     assert streaming_mask(cfg, 23).all()  # chunk_size -1: every frame sees every frame
 
 
-@pytest.mark.parametrize("last", [100, 4095, 4096, 9000], ids=["short", "short_edge", "long_edge", "long"])
+S = TINY_LONGROPE_SWITCH
+
+
+@pytest.mark.parametrize("last", [100, S - 1, S, 9000], ids=["short", "short_edge", "long_edge", "long"])
 def test_longrope_tables_match_transformers_rotary_embedding(pair, last):
     model, ref = pair
     text = model.config.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -36,11 +37,12 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, capsys):
          "RunLock(sys.argv[1]).__enter__(); print('held', flush=True); time.sleep(60)", str(tmp_path)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert holder.stdout.readline().strip() == "held"
+    ready, _, _ = select.select([holder.stdout], [], [], 60)  # bounded: a child that never says so fails
+    assert ready and holder.stdout.readline().strip() == "held"
     with pytest.raises(RunDirLocked, match=f"pid {holder.pid}"):
         RunLock(str(tmp_path)).__enter__()
     holder.send_signal(signal.SIGKILL)
-    holder.wait()
+    holder.wait(timeout=30)
     time.sleep(0.1)
     with RunLock(str(tmp_path)):
         assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()

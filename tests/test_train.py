@@ -38,42 +38,24 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
-_RUNS = r"""
-import sys
-sys.path.insert(0, sys.argv[2])
-from pathlib import Path
-from hr_jax import training as T
-from hr_jax.testing.checkpoints import TINY_CORPUS
-from hr_jax.tokenizer import build_tokenizer
-from test_train import tiny_train_config
-
-root = Path(sys.argv[1])
-tcfg = tiny_train_config()
-build_tokenizer(TINY_CORPUS.splitlines(), tcfg.vocab_size, root / "tok")  # fast stand-in for the synth corpus
-kw = dict(progress=False, workers=0, tokenizer_dir=root / "tok")
-T.train(tcfg, root / "full", **kw)
-T.train(tcfg, root / "split", stop_after=2, **kw)
-print("MID", T.restore_latest(root / "split", tcfg)[0])
-T.train(tcfg, root / "split", **kw)
-"""
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """An uninterrupted 3-step run and one stopped after 2 steps then resumed. They run in their own
-    process: training turns on JAX's persistent compilation cache, process-wide, and a test process
-    that has compiled hundreds of programs before is no place for it."""
-    import os
-    import subprocess
-    import sys
+    """An uninterrupted 3-step run and one stopped after 2 steps then resumed, in this process (the
+    compilation cache is the caller's choice, so training leaves the process as it found it)."""
+    from hr_jax.testing.checkpoints import TINY_CORPUS
+    from hr_jax.tokenizer import build_tokenizer
 
     root = tmp_path_factory.mktemp("train")
-    tests = os.path.dirname(os.path.abspath(__file__))
-    proc = subprocess.run([sys.executable, "-c", _RUNS, str(root), tests], capture_output=True, text=True,
-                          timeout=900, env={**os.environ, "JAX_PLATFORMS": "cpu"})  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    mid = int(next(x for x in proc.stdout.splitlines() if x.startswith("MID")).split()[1])
-    return tiny_train_config(), root / "full", root / "split", (mid, None)
+    tcfg = tiny_train_config()
+    build_tokenizer(
+        TINY_CORPUS.splitlines(), tcfg.vocab_size, root / "tok"
+    )  # fast stand-in for the synth corpus
+    kw = dict(progress=False, workers=0, tokenizer_dir=root / "tok")
+    T.train(tcfg, root / "full", **kw)
+    T.train(tcfg, root / "split", stop_after=2, **kw)
+    mid = T.restore_latest(root / "split", tcfg)[0]
+    T.train(tcfg, root / "split", **kw)
+    return tcfg, root / "full", root / "split", (mid, None)
 
 
 @needs_espeak

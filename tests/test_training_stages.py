@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -194,40 +193,30 @@ def _tokenizer():
     return load_tokenizer(Path(__file__).parents[1] / "hr_jax" / "assets" / "synth_model")
 
 
-_STAGED = r"""
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from hr_jax import training as T
-from hr_jax.training.heldout import score_run
-from hr_jax.training.milestone import write_milestone
-from hr_jax.testing.checkpoints import TINY_CORPUS
-from hr_jax.tokenizer import build_tokenizer
-from test_train import tiny_train_config
-
-# relative paths throughout, as a user types them (orbax itself takes absolute paths only)
-a = tiny_train_config(stage="encoder", tasks=("speech", "sound_event"), min_seconds=1.0, max_seconds=3.0,
-                      steps=2, save_every=2, eval_every=2, eval_clips=4)
-build_tokenizer(TINY_CORPUS.splitlines(), a.vocab_size, "tok")
-T.train(a, "a", progress=False, workers=0, tokenizer_dir="tok")
-res = score_run("a", seed=777, n=4)
-print("HELDOUT", json.dumps(res))
-write_milestone("a", "milestone", base="a", heldout=res)
-b = tiny_train_config(stage="decoder", encoder_lr_scale=0.0, steps=2, save_every=2)  # step 1 has lr 0
-T.train(b, "b", progress=False, workers=0, init_from="milestone")
-"""
-
-
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
-    """A 2-step stage-"encoder" run scored on held-out clips, its milestone, and a 1-step stage-"decoder"
-    run started from the milestone (own process: training turns on the persistent compilation cache)."""
+    """A 2-step stage-"encoder" run scored on held-out clips, its milestone, and a 2-step stage-"decoder"
+    run started from the milestone (its first step has learning rate 0), in this process, with relative
+    paths throughout, as a user types them (orbax itself takes absolute paths only)."""
+    from hr_jax.testing.checkpoints import TINY_CORPUS
+    from hr_jax.tokenizer import build_tokenizer
+    from hr_jax.training.heldout import score_run
+
     root = tmp_path_factory.mktemp("staged")
-    tests = os.path.dirname(os.path.abspath(__file__))
-    proc = subprocess.run([sys.executable, "-c", _STAGED, tests], capture_output=True, text=True, cwd=root,
-                          timeout=900, env={**os.environ, "JAX_PLATFORMS": "cpu"})  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("HELDOUT"))
-    return root, json.loads(line.split(" ", 1)[1])
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        a = tiny_train_config(stage="encoder", tasks=("speech", "sound_event"), min_seconds=1.0,
+                              max_seconds=3.0, steps=2, save_every=2, eval_every=2, eval_clips=4)  # fmt: skip
+        build_tokenizer(TINY_CORPUS.splitlines(), a.vocab_size, "tok")
+        T.train(a, "a", progress=False, workers=0, tokenizer_dir="tok")
+        res = score_run("a", seed=777, n=4)
+        write_milestone("a", "milestone", base="a", heldout=res)
+        b = tiny_train_config(stage="decoder", encoder_lr_scale=0.0, steps=2, save_every=2)
+        T.train(b, "b", progress=False, workers=0, init_from="milestone")
+    finally:
+        os.chdir(cwd)
+    return root, json.loads(json.dumps(res))
 
 
 @needs_espeak

@@ -251,9 +251,10 @@ def generate_batch(
     model: Model,
     batch: Batch,
     ratio: float = 0.0,
+    *,
+    max_new_tokens: int = 128,
     method: str = "headrouter",
     router=None,
-    max_new_tokens: int = 128,
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int = 0,
@@ -279,15 +280,19 @@ def generate(
     seed: int = 0,
     system_prompt: str | None | object = FAMILY_DEFAULT,
     prune_layer: int | None = None,
+    truncation: bool = True,
 ) -> str | list[str]:
     """Text from audio. A single audio (path, waveform, or (waveform, rate)) gives a str; a list
-    gives a list. `ratio` is the share of audio tokens pruned before layer M."""
+    gives a list. `ratio` is the share of audio tokens pruned before layer M. `truncation=False` takes
+    audio longer than the feature extractor's length (Qwen2.5-Omni's 300 s), up to the decoder's
+    position range (`make_batch`)."""
     pruning = PruningSpec(
         ratio, method, router, prune_layer, seed
     )  # bad arguments fail before any audio work
     sampling = SamplingSpec(max_new_tokens, temperature, top_p, seed)
     single = isinstance(audio, (str, np.ndarray, tuple)) or hasattr(audio, "__fspath__")
     audios = [audio] if single else list(audio)
-    batch = make_batch(model, audios, prompt if isinstance(prompt, str) else list(prompt), system_prompt)
+    prompts = prompt if isinstance(prompt, str) else list(prompt)
+    batch = make_batch(model, audios, prompts, system_prompt, truncation=truncation)
     out = generate_with(model, batch, pruning, sampling)
     return out.texts[0] if single else out.texts

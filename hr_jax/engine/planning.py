@@ -147,13 +147,12 @@ def pad_to_buckets(model: Model, batch: Batch) -> Batch:
     """Left-pads tokens to the sequence bucket and trims/pads mel frames to the frame bucket."""
     cfg = model.config
     rate = family_of(cfg).tokens_per_second
-    seq = buckets.round_up(batch.input_ids.shape[1], buckets.token_multiple(buckets.SEQ_MULTIPLE, rate))
+    seq = buckets.token_bucket(batch.input_ids.shape[1], buckets.SEQ_MULTIPLE, rate)
     pad = seq - batch.input_ids.shape[1]
     ids = np.pad(batch.input_ids, ((0, 0), (pad, 0)), constant_values=model.pad_token_id)
     mask = np.pad(batch.attention_mask, ((0, 0), (pad, 0)))
-    frames = buckets.round_up(
-        int(batch.feature_attention_mask.sum(1).max()),
-        buckets.frame_multiple(family_of(cfg).frame_multiple(cfg)),
+    frames = buckets.frame_bucket(
+        int(batch.feature_attention_mask.sum(1).max()), family_of(cfg).frame_multiple(cfg)
     )
     feats, fmask = batch.input_features, batch.feature_attention_mask
     if feats.shape[2] >= frames:
@@ -202,8 +201,8 @@ def make_plan(
     is_audio = (batch.input_ids == model.config.audio_token_id) & valid
     last_audio = np.where(is_audio.any(1), seq - 1 - np.argmax(is_audio[:, ::-1], axis=1), -1)
     after = valid & ~is_audio & (np.arange(seq)[None] > last_audio[:, None])
-    audio_multiple = buckets.token_multiple(buckets.AUDIO_MULTIPLE, family_of(model.config).tokens_per_second)
-    audio_cap = min(seq, buckets.round_up(int(na.max()), audio_multiple))
+    rate = family_of(model.config).tokens_per_second
+    audio_cap = min(seq, buckets.token_bucket(int(na.max()), buckets.AUDIO_MULTIPLE, rate))
     text_cap = min(seq, buckets.round_up(int(after.sum(1).max()), buckets.TEXT_MULTIPLE))
     non_audio_cap = min(seq, buckets.round_up(int((valid.sum(1) - na).max()), buckets.TEXT_MULTIPLE))
     keep_cap = math.floor(audio_cap * (1.0 - spec.ratio))

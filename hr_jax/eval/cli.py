@@ -18,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hr_jax.cli_options import add_model_options, engine_options
+from hr_jax.cli_options import NO_TRUNCATION_HELP, add_model_options, engine_options
 
 DEFAULT_METHODS = "vanilla,headrouter,random,frame,fastv,dart"
 DEFAULT_RATIOS = "0.3,0.6,0.9"
@@ -66,6 +66,7 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N samples of each task")
     p.add_argument("--router", default=None, help="router JSON file (HeadRouter and its ablations)")
     p.add_argument("--seed", type=int, default=0, help="base seed (random pruning)")
+    p.add_argument("--no-truncation", action="store_true", help=NO_TRUNCATION_HELP)
     p.add_argument("--stop-after", type=int, default=None, help="stop after N samples (resume later)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-check-audio", action="store_true", help="do not probe audio files while loading")
@@ -122,6 +123,7 @@ def _run(args: argparse.Namespace, run_eval) -> dict:
         revision=args.revision,
         dtype=args.dtype,
         options=engine_options(args),
+        truncation=not args.no_truncation,
     )
 
 

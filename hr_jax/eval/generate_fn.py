@@ -20,11 +20,13 @@ runner calls it when a (method, ratio) pair is done with every task, to free wha
 """
 
 
-def engine_generate_fn(model: Any) -> GenerateFn:
+def engine_generate_fn(model: Any, truncation: bool = True) -> GenerateFn:
     """A :data:`GenerateFn` running ``hr_jax.make_batch`` + ``hr_jax.generate_with`` on `model`.
 
     The run's mesh comes with each call; the model is placed on it by the logical-axis rules once
     (a no-op when it was loaded there), and the engine shards each batch's rows over ``"data"``.
+    With `truncation` (the official pipelines' behaviour) audio over the feature extractor's length is
+    cut to it; without, it is taken whole (``make_batch(..., truncation=False)``).
     """
     from hr_jax.batch import make_batch
     from hr_jax.engine import PruningSpec, SamplingSpec, generate_with, release_programs
@@ -37,7 +39,7 @@ def engine_generate_fn(model: Any) -> GenerateFn:
             placed[mesh] = on_mesh(model, mesh)
         return placed[mesh]
 
-    limit = model.feature_extractor.max_samples
+    limit = model.feature_extractor.max_samples if truncation else None
 
     def generate(audios, prompts, *, ratio, method, router, max_new_tokens, mesh, seed):
         if limit is not None and any(np.shape(a)[-1] > limit for a in audios):
@@ -46,7 +48,7 @@ def engine_generate_fn(model: Any) -> GenerateFn:
             seconds = limit / SAMPLE_RATE
             warnings.warn(f"audio over {seconds:.0f} s cut to the feature extractor's limit", stacklevel=2)
             audios = [a[..., :limit] for a in audios]
-        batch = make_batch(model, audios, prompts)
+        batch = make_batch(model, audios, prompts, truncation=truncation)
         pruning = PruningSpec(ratio, method, router, seed=seed)
         return generate_with(placed_on(mesh), batch, pruning, SamplingSpec(max_new_tokens, seed=seed), mesh)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from hr_jax.eval import results
 from hr_jax.eval.samples import Sample
 from hr_jax.pruning.methods import ALL_METHODS, VANILLA
 
@@ -65,3 +67,41 @@ def pad_batch(items: Sequence[Any], batch_size: int) -> list[Any]:
 def batch_seed(seed: int, ids: Sequence[str]) -> int:
     """A per-batch seed that depends only on the base seed and the batch's sample ids."""
     return (seed + zlib.crc32("\n".join(ids).encode("utf-8"))) % (2**31 - 1)
+
+
+def jobs_summary(run_dir: str, jobs: Sequence[Job], expected: dict[str, int]) -> list[dict[str, Any]]:
+    """How far each job's result file got (`run_summary.json`'s "files"): rows done, errors, tokens
+    generated and per-row prefill and decode seconds; `expected`: samples per task."""
+    files = []
+    for job in jobs:
+        rows = {r["id"]: r for r in results.read_results(job.path)}
+        ok = [r for r in rows.values() if not r.get("error")]
+        files.append(
+            {
+                "path": os.path.relpath(job.path, run_dir),
+                "task": job.task,
+                "method": job.method,
+                "ratio": job.ratio,
+                "expected": expected[job.task],
+                "done": len(rows),
+                "errors": len(rows) - len(ok),
+                "generated_tokens": int(sum(r.get("num_generated") or 0 for r in ok)),
+                "prefill_s": round(
+                    sum(
+                        r["timings"]["batch_prefill_s"] / r["timings"]["batch_rows"]
+                        for r in ok
+                        if r.get("timings")
+                    ),
+                    3,
+                ),
+                "decode_s": round(
+                    sum(
+                        r["timings"]["batch_decode_s"] / r["timings"]["batch_rows"]
+                        for r in ok
+                        if r.get("timings")
+                    ),
+                    3,
+                ),
+            }
+        )
+    return files

@@ -52,7 +52,15 @@ from hr_jax.eval import audio_io, results
 from hr_jax.eval.audiomarathon import OFFICIAL
 from hr_jax.eval.datasets import load_benchmark
 from hr_jax.eval.generate_fn import GenerateFn, engine_generate_fn
-from hr_jax.eval.jobs import Job, batch_seed, bucket_order, pad_batch, plan_methods, round_batch_size
+from hr_jax.eval.jobs import (
+    Job,
+    batch_seed,
+    bucket_order,
+    jobs_summary,
+    pad_batch,
+    plan_methods,
+    round_batch_size,
+)
 from hr_jax.eval.prompts import build_prompt
 from hr_jax.eval.rows import error_row, result_row
 from hr_jax.eval.run_lock import RunLock
@@ -75,42 +83,6 @@ def _load_audios(samples: Sequence[Sample]) -> list[np.ndarray | Exception]:
         except Exception as exc:  # a data problem: recorded as an error row, never a crash
             out.append(exc)
     return out
-
-
-def _summary_files(run_dir: str, jobs: Sequence[Job], expected: dict[str, int]) -> list[dict[str, Any]]:
-    files = []
-    for job in jobs:
-        rows = {r["id"]: r for r in results.read_results(job.path)}
-        ok = [r for r in rows.values() if not r.get("error")]
-        files.append(
-            {
-                "path": os.path.relpath(job.path, run_dir),
-                "task": job.task,
-                "method": job.method,
-                "ratio": job.ratio,
-                "expected": expected[job.task],
-                "done": len(rows),
-                "errors": len(rows) - len(ok),
-                "generated_tokens": int(sum(r.get("num_generated") or 0 for r in ok)),
-                "prefill_s": round(
-                    sum(
-                        r["timings"]["batch_prefill_s"] / r["timings"]["batch_rows"]
-                        for r in ok
-                        if r.get("timings")
-                    ),
-                    3,
-                ),
-                "decode_s": round(
-                    sum(
-                        r["timings"]["batch_decode_s"] / r["timings"]["batch_rows"]
-                        for r in ok
-                        if r.get("timings")
-                    ),
-                    3,
-                ),
-            }
-        )
-    return files
 
 
 def run_eval(
@@ -138,6 +110,7 @@ def run_eval(
     revision: str | None = None,
     dtype: str | None = None,
     options: EngineOptions | None = None,
+    truncation: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint over a benchmark for several methods and ratios.
 
@@ -166,6 +139,8 @@ def run_eval(
             parallel).
         revision: Hub revision, when `ckpt_or_model` is a Hub name.
         options: how the engine runs a checkpoint it loads (`hr_jax.EngineOptions`).
+        truncation: cut audio over the feature extractor's length as the official pipelines do
+            (default); False takes it whole, up to the decoder's position range.
         dtype: parameter dtype when loading `ckpt_or_model` (default: as converted).
 
     Returns:
@@ -208,7 +183,7 @@ def run_eval(
             model = ckpt_or_model
             if isinstance(model, (str, os.PathLike)):
                 model = load(os.fspath(model), dtype, revision=revision, mesh=mesh, options=options)
-            generate_fn = engine_generate_fn(model)  # places a model not yet on the mesh, once
+            generate_fn = engine_generate_fn(model, truncation)  # places the model on the mesh, once
 
         # (method, ratio) outer, task inner: a pair's programs serve every task, then are released
         jobs = [
@@ -245,7 +220,7 @@ def run_eval(
                 "failed_tasks": list(load_report.failed_tasks),
                 "status": status,
                 "load": {k: v for k, v in load_report.to_dict().items() if k not in ("problems", "files")},
-                "files": _summary_files(run_dir, jobs, expected),
+                "files": jobs_summary(run_dir, jobs, expected),
             }
             if ctx.failures:
                 summary["failures"] = ctx.failures

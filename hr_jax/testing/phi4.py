@@ -32,11 +32,13 @@ BPE_SIZE = 490  # learned tokens; the special tokens follow (ids 490..496)
 AUDIO_TOKEN_ID = BPE_SIZE + SPECIAL.index("<|endoftext11|>")
 LORA_TARGETS = r"model\.layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(gate_up|down)_proj)"
 LORA_R, LORA_ALPHA = 4, 8.0
+TINY_LONGROPE_SWITCH = 1024  # positions where the tiny model's LongRoPE turns from short to long factors
 
 
 def tiny_phi4_config(**overrides: Any) -> dict[str, Any]:
     """transformers `Phi4MultimodalConfig` kwargs of a tiny model: hidden 64, 3 layers, 4 query / 2 KV
-    heads of 16 (rotary 12: partial 0.75), LongRoPE switching at 4096 positions, tied head, vocab 512;
+    heads of 16 (rotary 12: partial 0.75), LongRoPE switching at `TINY_LONGROPE_SWITCH` positions (the
+    released model's 4096 scaled down, so that tests cross it with short prompts), tied head, vocab 512;
     a 2-block Conformer of width 32 (4 heads, 16 subsampling channels, bias distance 20)."""
     audio = {
         "hidden_size": 32,
@@ -58,7 +60,7 @@ def tiny_phi4_config(**overrides: Any) -> dict[str, Any]:
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
         "max_position_embeddings": 16384,
-        "original_max_position_embeddings": 4096,
+        "original_max_position_embeddings": TINY_LONGROPE_SWITCH,
         "rope_parameters": {
             "rope_type": "longrope",
             "rope_theta": 10000.0,
@@ -97,6 +99,7 @@ def released_phi4_config(text_layers: int = 1, audio_blocks: int = 1) -> dict[st
         num_attention_heads=24,
         num_key_value_heads=8,
         max_position_embeddings=131072,
+        original_max_position_embeddings=4096,
         rope_parameters={
             "rope_type": "longrope",
             "rope_theta": 10000.0,

@@ -126,10 +126,11 @@ class Phi4LogMel:
     max_samples: int | None = None  # no limit of its own (the decoder's positions bound the audio)
 
     def __call__(
-        self, waveforms: Sequence[np.ndarray], padding: str = "max_length"
+        self, waveforms: Sequence[np.ndarray], padding: str = "max_length", truncation: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """`[B, mel, T]` features and `[B, T]` mask, T the longest clip's frames (the Phi-4 processor
-        pads to the longest, so both `padding`s are the same)."""
+        pads to the longest, so both `padding`s are the same; it cuts nothing, so `truncation` changes
+        nothing)."""
         check_padding(padding)
         if len(waveforms) == 0:
             raise ValueError("the feature extractor needs at least one waveform")

@@ -19,7 +19,9 @@ Reference pipeline, per waveform of ``n <= n_samples`` samples (cast to float32 
 :func:`extract_features` gives exactly that for every length up to ``n_samples``, but computes the STFT
 only where a frame can see a sample of the waveform: every later frame is all zeros in the reference
 too, so it is filled with the value all-zero frames take. Longer audio, which the reference silently
-truncates, is refused.
+truncates, is refused, unless the caller asks for it explicitly with ``truncation=False`` (as users pass
+``audio_kwargs={"truncation": False}`` to the processor): then nothing is cut, the rows are padded to
+``max(n_samples, longest)`` and the features are the reference's called with ``truncation=False``.
 """
 
 from __future__ import annotations
@@ -182,19 +184,29 @@ class FeatureConfig:
         return cls.from_dict(json.loads(path.read_text()), source=str(path))
 
 
+TRUNCATION_HINT = (
+    "pass truncation=False (hr_jax.make_batch / generate; the CLI's --no-truncation) to take longer audio, "
+    "up to the decoder's position range, as the processor does with audio_kwargs={'truncation': False}"
+)
+
+
 def check_feature_length(n_samples: int, fe: FeatureConfig, index: int | None = None) -> None:
-    """ValueError if ``n_samples`` 16 kHz samples exceed what the feature extractor takes."""
+    """ValueError if ``n_samples`` 16 kHz samples exceed what the feature extractor takes (with
+    truncation, its default)."""
     if n_samples > fe.n_samples:
         which = "audio" if index is None else f"audio {index}"
         raise ValueError(
             f"{which} is {n_samples / SAMPLE_RATE:.2f} s long, longer than the {fe.max_seconds:.0f} s the "
             f"checkpoint's feature extractor takes (preprocessor_config.json chunk_length={fe.chunk_length}; "
-            f"the reference processor would silently cut it); split or trim the audio"
+            f"the reference processor would silently cut it); {TRUNCATION_HINT}"
         )
 
 
 def extract_features(
-    waveforms: Sequence[np.ndarray], fe: FeatureConfig | None = None, padding: str = "max_length"
+    waveforms: Sequence[np.ndarray],
+    fe: FeatureConfig | None = None,
+    padding: str = "max_length",
+    truncation: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Batch Whisper features and frame mask, exactly as the Qwen2.5-Omni processor produces them.
 
@@ -204,6 +216,8 @@ def extract_features(
       padding: "max_length" (the processor's, below) or "longest": the same arrays cut after the
         longest row's ``ceil(n / 160)`` frames (what the model reads; a 30 s clip costs 3,000 frames of
         host work and memory, not 30,000).
+      truncation: True (the processor's default) refuses audio over ``n_samples``, which the reference
+        would cut; False takes it whole, padding every row to ``max(n_samples, longest)`` samples.
 
     Returns:
       ``input_features [B, feature_size, nb_max_frames]`` float32 and ``feature_attention_mask
@@ -226,16 +240,18 @@ def extract_features(
             raise ValueError(f"waveform {i} must be 1-D [n], got shape {w.shape}")
         if w.shape[0] == 0:
             raise ValueError(f"waveform {i} is empty (0 samples)")
-        check_feature_length(w.shape[0], fe, i)
+        if truncation:
+            check_feature_length(w.shape[0], fe, i)
         rows.append(w)
 
-    n_frames = fe.nb_max_frames
+    n_samples = fe.n_samples if truncation else max(fe.n_samples, max(w.shape[0] for w in rows))
+    n_frames = n_samples // HOP_LENGTH
     if check_padding(padding) == "longest":
         n_frames = min(n_frames, max(num_feature_frames(w.shape[0]) for w in rows))
     features = np.empty((len(rows), fe.feature_size, n_frames), dtype=np.float32)
     mask = np.zeros((len(rows), n_frames), dtype=np.int32)
     for b, w in enumerate(rows):
-        own, pad_value = _own_frames(w, fe)
+        own, pad_value = _own_frames(w, fe, n_samples)
         own = own[:, :n_frames]
         features[b, :, : own.shape[1]] = own
         features[b, :, own.shape[1] :] = pad_value
@@ -243,10 +259,11 @@ def extract_features(
     return features, mask
 
 
-def _own_frames(w: np.ndarray, fe: FeatureConfig) -> tuple[np.ndarray, float]:
-    """The frames of `w` that see its samples (`[mel, f]`), and the value every later frame takes."""
+def _own_frames(w: np.ndarray, fe: FeatureConfig, n_samples: int | None = None) -> tuple[np.ndarray, float]:
+    """The frames of `w` that see its samples (`[mel, f]`) in a row padded to `n_samples` (default
+    the config's), and the value every later frame takes."""
     n = w.shape[0]
-    own_len = min(fe.n_samples, num_feature_frames(n + N_FFT) * HOP_LENGTH)
+    own_len = min(n_samples or fe.n_samples, num_feature_frames(n + N_FFT) * HOP_LENGTH)
     spec = _log_mel_unnormalised(np.pad(w, (0, own_len - n)), fe.feature_size)
     floor = spec.max() - _DYNAMIC_RANGE
     own = ((np.maximum(spec, floor) + 4.0) / 4.0).astype(np.float32)
@@ -277,15 +294,15 @@ class LogMelExtractor:
 
     @property
     def max_samples(self) -> int | None:
-        """The longest waveform it takes (the reference processor cuts longer ones)."""
+        """The longest waveform it takes with truncation (the reference processor cuts longer ones)."""
         return self.config.n_samples
 
     def __call__(
-        self, waveforms: list[np.ndarray], padding: str = "max_length"
+        self, waveforms: list[np.ndarray], padding: str = "max_length", truncation: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """`[B, mel, T]` features and `[B, T]` mask, T = nb_max_frames or the longest clip's frames
-        (see `extract_features`)."""
-        return extract_features(waveforms, self.config, padding)
+        (see `extract_features`; `truncation=False` takes audio over the config's length)."""
+        return extract_features(waveforms, self.config, padding, truncation)
 
     @classmethod
     def for_checkpoint(cls, ckpt_dir: str | os.PathLike, cfg: Any) -> LogMelExtractor:
