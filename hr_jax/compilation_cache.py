@@ -28,10 +28,12 @@ def default_cache_dir() -> Path:
 def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path:
     """Turns on the persistent compilation cache for this process and returns its directory.
 
-    directory: where programs are kept; None keeps a directory the caller configured already, else
-    `default_cache_dir()`. Subprocesses inherit it through `JAX_COMPILATION_CACHE_DIR`."""
-    chosen = directory or jax.config.jax_compilation_cache_dir or default_cache_dir()
-    path = Path(chosen).expanduser().absolute()
+    directory: where programs are kept; None keeps a cache the caller configured already (its
+    directory and thresholds untouched), else uses `default_cache_dir()`. Subprocesses inherit it
+    through `JAX_COMPILATION_CACHE_DIR`."""
+    if directory is None and jax.config.jax_compilation_cache_dir:
+        return Path(jax.config.jax_compilation_cache_dir)
+    path = Path(directory or default_cache_dir()).expanduser().absolute()
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -123,3 +125,34 @@ def test_cli_reports_bad_input_as_an_error_exit(tiny_ckpt, tmp_path, capsys):
     code = cli_main(["generate", "--ckpt", tiny_ckpt[1], "--audio", str(tmp_path / "missing.wav")])
     assert code == 2
     assert "missing.wav" in capsys.readouterr().err
+
+
+def test_the_compilation_cache_is_the_callers_choice(tmp_path, monkeypatch):
+    import jax
+
+    from hr_jax.compilation_cache import enable_compilation_cache
+
+    configured = jax.config.jax_compilation_cache_dir  # the test session's (tests/conftest.py)
+    threshold = jax.config.jax_persistent_cache_min_compile_time_secs
+    assert configured and enable_compilation_cache() == Path(configured)  # kept, thresholds too
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == threshold
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", configured)  # restored after the test
+    try:
+        got = enable_compilation_cache(tmp_path / "jax")  # a directory named explicitly is used
+        assert got == tmp_path / "jax" and got.is_dir() and jax.config.jax_compilation_cache_dir == str(got)
+    finally:
+        jax.config.update("jax_compilation_cache_dir", configured)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", threshold)
+
+
+def test_only_torchs_advisory_is_silenced_in_transformers_log():
+    import logging
+
+    import hr_jax  # noqa: F401 - installs the filter
+
+    logger = logging.getLogger("transformers")
+    record = lambda msg: logging.LogRecord("transformers", logging.WARNING, __file__, 1, msg, None, None)  # noqa: E731
+    assert not all(
+        f.filter(record("PyTorch was not found. Models won't be available")) for f in logger.filters
+    )
+    assert all(f.filter(record("some other warning")) for f in logger.filters)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
 from bench import flops as F
 from bench.presets import preset_config
@@ -49,7 +49,7 @@ def test_bench_run_writes_contract_records(tmp_path, capsys):
 
 def test_bench_run_splits_time_to_first_token_into_its_parts(tmp_path):
     out = tmp_path / "split.json"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    env = subprocess_env(PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "bench.run", "--preset", "tiny", "--seconds", "2", "--ratios", "0.6",
            "--impl", "hr_jax", "--stages", "prefill,split", "--repeats", "3", "--no-floor", "--no-routing",
            "--threads", "1", "--json", str(out)]  # fmt: skip

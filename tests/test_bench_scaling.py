@@ -4,13 +4,14 @@ records a point over the memory limit as not fitting instead of letting it take 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from conftest import subprocess_env
+
 ROOT = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+ENV = subprocess_env(PYTHONPATH=str(ROOT))
 
 
 def _scaling(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:

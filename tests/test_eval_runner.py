@@ -16,6 +16,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 from hr_jax.eval import results
 from hr_jax.eval.jobs import bucket_order, pad_batch, plan_methods, round_batch_size
@@ -226,9 +227,7 @@ def test_engine_wide_value_error_is_a_failure_not_error_rows(data_dir, tmp_path)
 
 
 def _subprocess(code: str, n_devices: int, *args: str, timeout: int = 600) -> dict:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"
-    env["JAX_PLATFORMS"] = "cpu"
+    env = subprocess_env(n_devices)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],

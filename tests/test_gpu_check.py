@@ -4,16 +4,17 @@ GPU is lent."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
+
+from conftest import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_check_script_runs_on_cpu_with_the_tiny_preset_and_writes_json_and_table(tmp_path):
     args = "--preset tiny --seconds 3 --parity-size tiny --parity-seconds 2 --quick"
-    env = {**os.environ, "OUT": str(tmp_path), "JAX_PLATFORMS": "cpu", "HR_JAX_GPU_CHECK_ARGS": args,
+    env = {**subprocess_env(), "OUT": str(tmp_path), "HR_JAX_GPU_CHECK_ARGS": args,
            "HR_JAX_GPU_CHECK_INSTALL": "0"}  # fmt: skip
     r = subprocess.run(
         ["bash", "bench/gpu_check.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600

@@ -4,13 +4,13 @@ repository, commit and dtype, read back from the cache, and a name that is nowhe
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 from hr_jax.checkpoint import CheckpointNotFound, hf_snapshot
 from hr_jax.testing.checkpoints import build_random_checkpoint
@@ -94,7 +94,12 @@ def test_a_revision_with_a_local_directory_is_refused(tmp_path):
 
 
 def _cli(args: list[str], hf_home: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HR_JAX_CACHE": str(tmp_path / "c")}
+    env = {
+        **subprocess_env(),
+        "HF_HOME": str(hf_home),
+        "HF_HUB_OFFLINE": "1",
+        "HR_JAX_CACHE": str(tmp_path / "c"),
+    }
     env.pop("HF_HUB_CACHE", None)
     return subprocess.run(
         [sys.executable, "-m", *args], env=env, capture_output=True, text=True, timeout=300,

@@ -9,7 +9,6 @@ Every subprocess is bounded by a timeout and killed (only the ones started here)
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,13 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
 from hr_jax.eval.report import load_rows
 from hr_jax.testing.eval_data import write_audiomarathon_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_VARS = ("JAX_PLATFORMS", "JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
-              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "JAX_COMPILATION_CACHE_MAX_SIZE")  # fmt: skip
+              "JAX_COMPILATION_CACHE_MAX_SIZE")  # fmt: skip
 TIMEOUTS = {"HR_JAX_INIT_TIMEOUT": "60", "HR_JAX_HEARTBEAT_TIMEOUT": "5", "HR_JAX_SHUTDOWN_TIMEOUT": "10"}
 
 
@@ -36,8 +36,7 @@ def _free_port() -> int:
 
 def _env(devices: int, **extra: str) -> dict[str, str]:
     # no stray JAX_* cluster settings, but the session's compilation cache (tests/conftest.py)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") or k in CACHE_VARS}
-    env.update({"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"})
+    env = {k: v for k, v in subprocess_env(devices).items() if not k.startswith("JAX_") or k in CACHE_VARS}
     env.update(TIMEOUTS)
     env.update(extra)
     return env

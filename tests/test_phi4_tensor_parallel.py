@@ -6,12 +6,12 @@ starts) reports what the tests check."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
 pytest.importorskip("peft")
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ print("RESULT" + json.dumps(out))
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory) -> dict:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    env = subprocess_env(4)
     args = [str(tmp_path_factory.mktemp("phi4_tp")), str(ROOT / "tests"), ",".join(METHODS)]
     proc = subprocess.run([sys.executable, "-c", SCRIPT, *args], env=env, cwd=ROOT, text=True,
                           capture_output=True, timeout=600)  # fmt: skip

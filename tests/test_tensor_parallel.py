@@ -9,12 +9,12 @@ checkpoint, which reports what the tests then check."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {  # text heads / KV heads; the tiny audio encoder has 4 heads
@@ -95,7 +95,7 @@ print("RESULT" + json.dumps(out))
 
 
 def _start(name: str, tmp_path_factory) -> subprocess.Popen:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    env = subprocess_env(4)
     root = tmp_path_factory.mktemp(name)
     args = [str(root), json.dumps(SHAPES[name]), ",".join(METHODS[name]), str(ROOT / "tests")]
     args.append(RUN_AT[name])
