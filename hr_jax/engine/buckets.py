@@ -8,7 +8,7 @@ audio content, per-row audio lengths and prompts may change freely without recom
   the family's frame granularity, 4 s of frames) up to `PER_OCTAVE` bases, then `PER_OCTAVE` steps per
   doubling of the length. Padding is at most 1/`PER_OCTAVE` (12.5%) of a length, and the number of
   programs a sweep compiles grows with the logarithm of its length range, not linearly: a sweep over
-  clips of 1 to 10 minutes meets 27 sequence buckets instead of 212;
+  clips of 1 to 10 minutes meets 28 sequence buckets instead of 212;
 - text-after-audio slots (the HeadRouter probe's queries) up to a multiple of `TEXT_MULTIPLE`;
 - KV-cache room for decoding up to a multiple of `DECODE_MULTIPLE` new tokens;
 - the pruned length `keep_len = min(L, non_audio_cap + floor(audio_cap · (1 − r)))`, where
