@@ -58,7 +58,8 @@ def synth_batch(cfg, seconds: float, batch: int, seed: int = 0):
     rows = [np.concatenate([rng.integers(2, hi, F.TEXT_BEFORE_AUDIO), before, audio, after,
                             rng.integers(2, hi, F.TEXT_AFTER_AUDIO)]) for _ in range(batch)]  # fmt: skip
     ids = np.stack(rows).astype(np.int32)
-    feats, fmask = family.feature_extractor(None, cfg)(synth_waves(seconds, batch, seed), padding="longest")
+    front_end = family.feature_extractor(None, cfg)  # long audio on purpose: nothing is cut
+    feats, fmask = front_end(synth_waves(seconds, batch, seed), padding="longest", truncation=False)
     return Batch(ids, np.ones_like(ids), feats, fmask.astype(np.int32))
 
 

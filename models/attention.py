@@ -33,7 +33,7 @@ _NEG = float(jnp.finfo(jnp.float32).min)  # finite "minus infinity" for masked s
 ATTENTION_IMPLS = ("auto", "streaming", "blocked", "dense", "cudnn", "rolled", "splash")
 # Tiles of the streaming kernel, chosen by measuring the small preset's prefill shapes on CPU
 # (bench/RESULTS.md, "Streaming attention tiles").
-Q_TILE = 256
+Q_TILE = 512
 K_TILE = 512
 
 
