@@ -33,6 +33,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _env_default(name: str, choices: tuple[str, ...]) -> str:
+    """An option's default from the environment variable `name` ("auto" when unset), checked."""
+    value = os.environ.get(name, "auto")
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}; choose from {', '.join(choices)}")
+    return value
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Adds `--ckpt`, `--revision`, `--dtype` and `--model-parallel` to `parser`."""
     parser.add_argument("--ckpt", required=True, help=CKPT_HELP)
@@ -48,14 +56,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attention",
         choices=ATTENTION_IMPLS,
-        default=os.environ.get(ATTENTION_ENV, "auto"),
+        default=_env_default(ATTENTION_ENV, ATTENTION_IMPLS),
         help=f"prefill attention kernel (default ${ATTENTION_ENV} or auto: cuDNN on GPU for bf16, splash "
         "on TPU, streaming otherwise)",
     )
     parser.add_argument(
         "--decode-layout",
         choices=DECODE_LAYOUTS,
-        default=os.environ.get(DECODE_LAYOUT_ENV, "auto"),
+        default=_env_default(DECODE_LAYOUT_ENV, DECODE_LAYOUTS),
         help=f"how decode runs its layers (default ${DECODE_LAYOUT_ENV} or auto: unrolled)",
     )
 

@@ -156,3 +156,18 @@ def test_only_torchs_advisory_is_silenced_in_transformers_log():
         f.filter(record("PyTorch was not found. Models won't be available")) for f in logger.filters
     )
     assert all(f.filter(record("some other warning")) for f in logger.filters)
+
+
+def test_engine_options_come_from_the_cli_with_the_environment_as_default(monkeypatch):
+    import argparse
+
+    from hr_jax.cli_options import add_model_options, engine_options
+
+    monkeypatch.setenv("HR_JAX_ATTENTION", "bogus")
+    with pytest.raises(ValueError, match="HR_JAX_ATTENTION='bogus'"):
+        add_model_options(argparse.ArgumentParser())
+    monkeypatch.setenv("HR_JAX_ATTENTION", "dense")
+    ap = argparse.ArgumentParser()
+    add_model_options(ap)
+    assert engine_options(ap.parse_args(["--ckpt", "x"])) == hr_jax.EngineOptions(attention="dense")
+    assert engine_options(ap.parse_args(["--ckpt", "x", "--attention", "streaming"])).attention == "streaming"
