@@ -20,8 +20,9 @@ Data. Example `i` of the stream is task `tasks[i % len(tasks)]`, clip `i // len(
 split (`make_example`, clips `--min-seconds`..`--max-seconds`; `--tasks` may list a task several times
 to draw it more often), so every step sees fresh clips. Groups of `--group` batches are rendered
 together in a background process, sorted by length and cut into batches (length bucketing: sequence
-length rounded up to 64 tokens and mel frames to 400, so only a few shapes are compiled; a persistent
-compilation cache under the run directory makes a resumed run skip the compiles). The data stream is
+length rounded up to 64 tokens and mel frames to 400, so only a few shapes are compiled; the command
+line turns on JAX's persistent compilation cache, `--compilation-cache DIR`, default `$HR_JAX_CACHE/jax`,
+so a resumed run skips the compiles; `train()` itself leaves that choice to its caller). The data stream is
 a pure function of (data seed, step), so a resumed run sees exactly the batches an uninterrupted one
 would.
 
