@@ -24,8 +24,12 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
 # -O0 compiles them about a third faster (the HLO passes, and so the numerics, are the same), and one
 # thread per process lets two xdist workers share two cores without contention (measured on
 # tests/test_pruning.py, 2 cores: 97 s -> 68 s).
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_multi_thread_eigen=false"
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+# Processes with several fake devices keep Eigen's threads: their collectives wait on one another in
+# that pool, and with one thread per process two of them deadlock (XLA aborts after 40 s; seen on
+# tests/test_tensor_parallel.py, every run).
+OPT_FLAG, ONE_THREAD_FLAG = "--xla_backend_optimization_level=0", "--xla_cpu_multi_thread_eigen=false"
+_USER_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
+os.environ["XLA_FLAGS"] = f"{_USER_XLA_FLAGS} {OPT_FLAG} {ONE_THREAD_FLAG}".strip()
 
 
 def subprocess_env(devices: int | None = None, **extra: str) -> dict[str, str]:
@@ -33,7 +37,7 @@ def subprocess_env(devices: int | None = None, **extra: str) -> dict[str, str]:
     flags), on the CPU, with `devices` fake CPU devices when given, and `extra`."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", **extra}
     if devices is not None:
-        env["XLA_FLAGS"] = f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = f"{_USER_XLA_FLAGS} {OPT_FLAG} --xla_force_host_platform_device_count={devices}"
     return env
 
 
