@@ -144,6 +144,18 @@ def test_long_and_short_rope_factors_differ(model):
     )
 
 
+def test_an_export_loads_in_transformers_with_the_same_logits(model, tmp_path):
+    """`export_hf` writes transformers' native layout with the speech LoRA merged in (so no adapter)."""
+    from hr_jax.checkpoint import export_hf
+    from hr_jax.testing.phi4 import load_reference
+
+    exported = load_reference(export_hf(model.params, model.config, tmp_path / "hf"), lora=False)
+    batch, kw = reference_inputs(model, waveform(1.0, 5))
+    with torch.no_grad():
+        want = exported(**kw).logits[0].numpy()
+    assert rel_err(forward(model, batch)[0], want) <= RTOL
+
+
 def test_both_released_layouts_convert_to_the_same_parameters(tmp_path, phi4_dirs):
     import jax
 
