@@ -106,9 +106,18 @@ def test_frozen_gradients_do_not_count_in_the_clipping_norm():
     np.testing.assert_allclose(first, 0.1 * 1e-3 / np.sqrt(trained), rtol=1e-5)
 
 
-def test_a_speech_clip_entry_needs_stage_encoder():
-    with pytest.raises(ValueError, match="needs stage 'encoder'"):
-        tiny_train_config(tasks=(SPEECH_CLIPS,))
+@needs_espeak
+def test_a_speech_clip_outside_stage_encoder_asks_for_a_transcript_of_its_words():
+    """The reading curriculum: an utterance's reply is exactly the words spoken, whatever the draw."""
+    from hr_jax.training.labels import TRANSCRIBE_PROMPT
+
+    tcfg = tiny_train_config(stage="decoder", tasks=(SPEECH_CLIPS,), describe_prob=1.0,
+                             min_seconds=1.0, max_seconds=4.0)  # fmt: skip
+    tok = _tokenizer()
+    ex = T.make_train_example(tok, 0, tcfg.task_names(), tcfg, tcfg.stages()[0])
+    rec = render_clip(SPEECH_CLIPS, 0, tcfg.data_seed, 1.0, 4.0)[1]
+    assert TRANSCRIBE_PROMPT in tok.decode(ex["prompt"])
+    assert tok.decode(ex["reply"]) == rec["target"] + "<|im_end|>"
 
 
 def test_an_unknown_stage_is_refused_naming_the_stages():

@@ -16,7 +16,9 @@ FRAME_MULTIPLE = 400  # mel-frame bucket: two encoder windows of the released n_
 TEXT_CAP = 160  # non-audio tokens (system prompt, instruction, reply) a bucket leaves room for
 CTC_SLOTS = 64  # spoken-word tokens a row's CTC target holds; longer transcripts are truncated
 PROMPT_STYLES = ("synth", "eval")
-SPEECH_CLIPS = "speech"  # a `tasks` entry drawing `hr_jax.synth.utterances` clips (stage "encoder" only)
+# A `tasks` entry drawing `hr_jax.synth.utterances` clips; outside stage "encoder" each asks for a
+# transcript (the reading curriculum: the reply is exactly the words spoken).
+SPEECH_CLIPS = "speech"
 # What a step trains: "encoder" the audio encoder alone through its training heads (CTC over the words,
 # class per audio token), the decoder not run; "decoder" the whole model on replies, the encoder at
 # `encoder_lr_scale` of the learning rate (0: frozen); "joint" everything on every loss.
@@ -133,10 +135,6 @@ class TrainConfig:
             raise ValueError(f"stage={self.stage!r}; one of {TRAIN_STAGES}")
         if not 0.0 <= self.encoder_lr_scale:
             raise ValueError(f"encoder_lr_scale={self.encoder_lr_scale} must be >= 0")
-        if SPEECH_CLIPS in self.tasks and self.stage != "encoder":
-            raise ValueError(
-                f"tasks entry {SPEECH_CLIPS!r} (utterances without a question) needs stage 'encoder'"
-            )
         if self.clip_pool and (self.clip_pool < 0 or self.clip_pool % len(self.task_names())):
             raise ValueError(
                 f"clip_pool={self.clip_pool} must be a positive multiple of the {len(self.task_names())} "

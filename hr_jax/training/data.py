@@ -159,7 +159,9 @@ def make_train_example(
         return heads
     rng = np.random.default_rng([tcfg.data_seed, index, 17])
     draw = rng.random()
-    if draw < tcfg.describe_prob:
+    if task == SPEECH_CLIPS:  # the reading curriculum: the reply is exactly the words spoken
+        prompt, target = TRANSCRIBE_PROMPT, transcribe(rec["timeline"])
+    elif draw < tcfg.describe_prob:
         prompt, target = DESCRIBE_PROMPT, describe(rec["timeline"])
     elif draw < tcfg.describe_prob + tcfg.transcribe_prob:
         prompt, target = TRANSCRIBE_PROMPT, transcribe(rec["timeline"])
