@@ -1,4 +1,4 @@
-"""`hr-jax` command line: demo, generate, calibrate, eval, report."""
+"""`hr-jax` command line: demo, generate, calibrate, eval, report, serve."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ COMMANDS = {
     "calibrate": ("hr_jax.calibrate", "calibrate_main"),
     "eval": ("hr_jax.eval.cli", "eval_main"),
     "report": ("hr_jax.eval.cli", "report_main"),
+    "serve": ("hr_jax.serving.server", "serve_main"),
 }
 
 

@@ -77,11 +77,89 @@ class KVCache:
 @struct.dataclass
 class PrunedKVCache:
     """The caches of a pruned prefill: layers < M over every prompt token, layers >= M over the
-    kept tokens only. Decoding appends each new token to both (and never re-prunes)."""
+    kept tokens only. Decoding appends each new token to both (and never re-prunes). A server's decode
+    slots hold a `SlotKVCache` in each group instead."""
 
-    lower: KVCache
-    upper: KVCache
+    lower: KVCache | SlotKVCache
+    upper: KVCache | SlotKVCache
 
     @property
     def prune_layer(self) -> int:
         return self.lower.num_layers
+
+
+@struct.dataclass
+class SlotKVCache:
+    """A `KVCache` whose rows are independent decode slots (a server's): each row has its own fill
+    length, so a request's prefill can be written into a free row while the others keep decoding.
+
+    k: `[layers, B, Hkv, S, hd]`, v: `[layers, B, Hkv, hd, S]`, valid: `[B, S]` (as `KVCache`);
+    length: `[B]` int32, slots written in each row. `decode_layers` reads and writes it as it does a
+    `KVCache` (`append`, `write`, `layer`, `valid`); a row that reaches the capacity stops writing
+    (its writes are dropped: the server frees it before then).
+    """
+
+    k: jax.Array
+    v: jax.Array
+    valid: jax.Array
+    length: jax.Array
+
+    @classmethod
+    def empty(cls, layers: int, rows: int, kv_heads: int, capacity: int, head_dim: int, dtype) -> SlotKVCache:
+        return cls(
+            k=jnp.zeros((layers, rows, kv_heads, capacity, head_dim), dtype),
+            v=jnp.zeros((layers, rows, kv_heads, head_dim, capacity), dtype),
+            valid=jnp.zeros((rows, capacity), bool),
+            length=jnp.zeros((rows,), jnp.int32),
+        )
+
+    @property
+    def capacity(self) -> int:
+        return self.valid.shape[1]
+
+    @property
+    def num_layers(self) -> int:
+        return self.k.shape[0]
+
+    def layer(self, i: jax.Array | int) -> tuple[jax.Array, jax.Array]:
+        return self.k[i], self.v[i]
+
+    def append(self) -> tuple[SlotKVCache, jax.Array]:
+        """Opens slot `length[b]` of every row b; returns the cache and those slots `[B]`."""
+        rows = jnp.arange(self.valid.shape[0])
+        slot = self.length
+        valid = self.valid.at[rows, slot].set(True, mode="drop")
+        return self.replace(valid=valid, length=jnp.minimum(slot + 1, self.capacity)), slot
+
+    def write(self, layer: jax.Array | int, slot: jax.Array, k: jax.Array, v: jax.Array) -> SlotKVCache:
+        """Stores each row's new k, v `[B, 1, Hkv, hd]` of layer `layer` at its own slot `slot [B]`."""
+        rows = jnp.arange(self.valid.shape[0])
+        return self.replace(
+            k=self.k.at[layer, rows, :, slot, :].set(k[:, 0].astype(self.k.dtype), mode="drop"),
+            v=self.v.at[layer, rows, :, :, slot].set(v[:, 0].astype(self.v.dtype), mode="drop"),
+        )
+
+    def insert(self, row: jax.Array, cache: KVCache, source_row: jax.Array) -> SlotKVCache:
+        """Row `row` replaced by row `source_row` of a prefill's `cache` (its written slots, at the
+        start; the rest of the row emptied). `cache`'s capacity must not exceed this one's."""
+        n = cache.capacity
+        k = jax.lax.dynamic_slice_in_dim(cache.k, source_row, 1, axis=1)
+        v = jax.lax.dynamic_slice_in_dim(cache.v, source_row, 1, axis=1)
+        valid = jax.lax.dynamic_slice_in_dim(cache.valid, source_row, 1, axis=0)
+        valid = jnp.pad(valid, ((0, 0), (0, self.capacity - n)))
+        return self.replace(
+            k=jax.lax.dynamic_update_slice(self.k, k.astype(self.k.dtype), (0, row, 0, 0, 0)),
+            v=jax.lax.dynamic_update_slice(self.v, v.astype(self.v.dtype), (0, row, 0, 0, 0)),
+            valid=jax.lax.dynamic_update_slice(self.valid, valid, (row, 0)),
+            length=self.length.at[row].set(cache.length),
+        )
+
+    def grown(self, capacity: int) -> SlotKVCache:
+        """The same rows with `capacity` slots (>= the current one), the new slots empty."""
+        extra = capacity - self.capacity
+        return self.replace(
+            k=jnp.pad(self.k, ((0, 0), (0, 0), (0, 0), (0, extra), (0, 0))),
+            v=jnp.pad(self.v, ((0, 0), (0, 0), (0, 0), (0, 0), (0, extra))),
+            valid=jnp.pad(self.valid, ((0, 0), (0, extra))),
+        )
+

@@ -1,0 +1,456 @@
+"""Continuous batching: one thread runs the engine for every request the server admits.
+
+Each turn of its loop:
+1. drops waiting and running requests that were cancelled (client gone) or ran out of time;
+2. admits waiting requests into free decode slots: those sharing a bucket and a pruning spec are
+   prefilled together (each pruned as it asked), their first tokens chosen and their caches written
+   into the free slots (`hr_jax.engine.slots`);
+3. decodes every slot `decode_steps` tokens together, hands each request its new text and frees the
+   slot at a stop token, at `max_tokens`, at a stop string, or when the request is gone.
+
+Compiled programs stay bounded: one prefill per bucket (the engine's), one insert per (bucket, rows),
+one decode program per cache capacity, and capacities grow by whole `CAPACITY_MULTIPLE`s of the
+geometric buckets. A request whose prefill fails is retried alone, then fails alone with a 500.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+import warnings
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from hr_jax.batch import Batch
+from hr_jax.engine import PruningSpec, SamplingSpec, buckets, run_prefill
+from hr_jax.engine.core import decode_weights_core
+from hr_jax.engine.planning import resolve_router
+from hr_jax.engine.slots import SlotState, decode_slots, empty_slots, first_tokens, grow_slots, insert_rows
+from hr_jax.model import Model
+from hr_jax.serving.errors import RequestError
+from hr_jax.serving.metrics import ServerMetrics
+from hr_jax.sharding import DATA, CacheSharding, axis_size
+from models.decoder import resolve_decode_layout
+from models.family import family_of
+
+CAPACITY_MULTIPLE = 256  # decode-slot cache capacities are bucketed in these many slots
+IDLE_WAIT_S = 0.05  # how long the idle loop sleeps between looks at the queue
+
+
+@dataclasses.dataclass(frozen=True)
+class Admitted:
+    """The request got a slot: its prompt tokens, audio tokens and audio tokens kept."""
+
+    prompt_tokens: int
+    num_audio: int
+    kept_audio: int
+    alpha: list[float] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Delta:
+    """New reply text."""
+
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """The reply is complete: why ("stop" or "length") and the tokens generated."""
+
+    reason: str
+    completion_tokens: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Failed:
+    """The request failed: what the client is told."""
+
+    error: RequestError
+
+
+Event = Admitted | Delta | Finished | Failed
+
+
+@dataclasses.dataclass(eq=False)
+class Job:
+    """One request inside the scheduler. `emit` hands an event to the request's handler (thread-safe);
+    `cancelled` is set by the handler when its client goes away."""
+
+    id: str
+    batch: Batch  # one row
+    pruning: PruningSpec
+    sampling: SamplingSpec
+    stop: tuple[str, ...]
+    emit: Callable[[Event], None]
+    ignore_eos: bool
+    deadline: float  # time.monotonic() after which the request fails with 504
+    arrived: float = dataclasses.field(default_factory=time.monotonic)
+    cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
+    tokens: list[int] = dataclasses.field(default_factory=list)
+    sent: str = ""  # the reply text emitted so far
+
+    @property
+    def prompt_tokens(self) -> int:
+        return int(self.batch.attention_mask.sum())
+
+    def bucket_key(self, model: Model) -> tuple:
+        """Requests that share this key are prefilled together (same programs, same results)."""
+        family = family_of(model.config)
+        seq = buckets.token_bucket(
+            self.batch.input_ids.shape[1], buckets.SEQ_MULTIPLE, family.tokens_per_second
+        )
+        frames = buckets.frame_bucket(
+            int(self.batch.feature_attention_mask.sum()), family.frame_multiple(model.config)
+        )
+        return (self.pruning, seq, frames)
+
+
+def stack_rows(rows: list[Batch], pad_id: int) -> Batch:
+    """One-row batches as one batch: tokens left-padded to the longest, features padded to the widest."""
+    length = max(b.input_ids.shape[1] for b in rows)
+    frames = max(b.input_features.shape[2] for b in rows)
+
+    def left(x: np.ndarray, value: int) -> np.ndarray:
+        return np.pad(x, ((0, 0), (length - x.shape[1], 0)), constant_values=value)
+
+    def right(x: np.ndarray) -> np.ndarray:
+        return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, frames - x.shape[-1])])
+
+    return Batch(
+        np.concatenate([left(b.input_ids, pad_id) for b in rows]),
+        np.concatenate([left(b.attention_mask, 0) for b in rows]),
+        np.concatenate([right(b.input_features) for b in rows]),
+        np.concatenate([right(b.feature_attention_mask) for b in rows]),
+    )
+
+
+class QueueFull(RequestError):
+    def __init__(self, limit: int):
+        super().__init__(
+            f"the server's queue is full ({limit} waiting requests); retry later",
+            status=429,
+            code="queue_full",
+        )
+
+
+class Scheduler:
+    """The engine thread (see the module docstring). `submit` from any thread; `start`, `drain`, `stop`
+    from the server's."""
+
+    def __init__(
+        self,
+        model: Model,
+        metrics: ServerMetrics,
+        max_batch: int = 8,
+        max_queue: int = 64,
+        decode_steps: int = 4,
+        min_capacity: int = 1024,
+    ):
+        self.model = model
+        self.metrics = metrics
+        self.max_queue = max_queue
+        self.decode_steps = decode_steps
+        mesh = model.mesh
+        rows = axis_size(mesh, DATA) if mesh is not None else 1
+        self.slots = -(-max_batch // rows) * rows  # the slots split evenly over the data axis
+        self.sharding = (
+            None if mesh is None else CacheSharding.for_mesh(mesh, model.config.text.num_key_value_heads)
+        )
+        _, self.prune_layer = resolve_router(model, PruningSpec(0.6, "headrouter"), warn=False)
+        self.prune_layer = min(self.prune_layer, model.config.text.num_hidden_layers - 1)
+        self.min_capacity = buckets.round_up(min_capacity, CAPACITY_MULTIPLE)
+        self._weights = decode_weights_core(
+            model.params,
+            model.config,
+            self.prune_layer,
+            self.slots,
+            resolve_decode_layout(model.options.decode_layout),
+        )
+        self._state: SlotState = self._empty()
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._live: dict[int, Job] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._drain_deadline: float | None = None
+        self._thread = threading.Thread(target=self._run, name="hr-jax-scheduler", daemon=True)
+
+    # ---------------------------------------------------------------- the server's side
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def warm_up(self) -> None:
+        """Compiles the decode program of the first capacity (the first request then waits less)."""
+        self._state, tokens = decode_slots(
+            self.model.params, self.model.config, self._state, self._weights, self.decode_steps, self.sharding
+        )
+        jax.block_until_ready(tokens)
+
+    def submit(self, job: Job) -> None:
+        """Queues `job`; raises `QueueFull` (429) at `max_queue` waiting, 503 while shutting down."""
+        with self._cond:
+            if self._stopping:
+                raise RequestError("the server is shutting down", status=503, code="shutting_down")
+            if len(self._waiting) >= self.max_queue:
+                raise QueueFull(self.max_queue)
+            self._waiting.append(job)
+            self.metrics.set_load(len(self._waiting), len(self._live))
+            self._cond.notify()
+
+    def drain(self, seconds: float) -> None:
+        """Stops admitting: waiting requests fail with 503 now; running ones may finish within `seconds`,
+        then are cancelled."""
+        with self._cond:
+            self._stopping = True
+            self._drain_deadline = time.monotonic() + seconds
+            waiting, self._waiting = list(self._waiting), collections.deque()
+            self._cond.notify()
+        for job in waiting:
+            self._fail(job, RequestError("the server is shutting down", status=503, code="shutting_down"))
+
+    @property
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._waiting and not self._live
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.drain(0.0)
+        self._thread.join(timeout)
+
+    def load(self) -> tuple[int, int]:
+        """(waiting, running) requests."""
+        with self._cond:
+            return len(self._waiting), len(self._live)
+
+    # ---------------------------------------------------------------- the engine thread
+
+    def _empty(self) -> SlotState:
+        cap = (self.min_capacity, self.min_capacity)
+        return empty_slots(
+            self.model.config, self.slots, self.prune_layer, cap, self.model.dtype, self.sharding
+        )
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping and not self._live and not self._waiting:
+                    return
+                if not self._waiting and not self._live:
+                    self._cond.wait(IDLE_WAIT_S)
+                    continue
+            self._expire()
+            self._admit()
+            if self._live:
+                self._step()
+            self.metrics.set_load(*self.load())
+
+    def _expire(self) -> None:
+        """Frees what was cancelled or ran out of time (and, past the drain deadline, everything)."""
+        now = time.monotonic()
+        past_drain = self._drain_deadline is not None and now >= self._drain_deadline
+        with self._cond:
+            gone = [j for j in self._waiting if j.cancelled.is_set() or now >= j.deadline]
+            for j in gone:
+                self._waiting.remove(j)
+        for job in gone:
+            self._end_early(job, now)
+        for slot, job in list(self._live.items()):
+            if job.cancelled.is_set() or now >= job.deadline or past_drain:
+                del self._live[slot]
+                if past_drain and not job.cancelled.is_set() and now < job.deadline:
+                    self._fail(
+                        job,
+                        RequestError(
+                            "cancelled: the server shut down before the reply was done",
+                            status=503,
+                            code="shutting_down",
+                        ),
+                    )
+                else:
+                    self._end_early(job, now)
+
+    def _end_early(self, job: Job, now: float) -> None:
+        if job.cancelled.is_set():
+            self.metrics.finished("cancelled", None)
+        else:
+            limit = job.deadline - job.arrived
+            self._fail(
+                job,
+                RequestError(f"request {job.id} timed out after {limit:.0f} s", status=504, code="timeout"),
+            )
+
+    def _fail(self, job: Job, error: RequestError) -> None:
+        self.metrics.finished(f"error_{error.status}", None)
+        job.emit(Failed(error))
+
+    def _admit(self) -> None:
+        free = [s for s in range(self.slots) if s not in self._live]
+        with self._cond:
+            taken = [self._waiting.popleft() for _ in range(min(len(free), len(self._waiting)))]
+        if not taken:
+            return
+        if not self._live:  # idle: start again from the smallest caches
+            self._state = self._empty() if self._state.capacities != (self.min_capacity,) * 2 else self._state
+        groups: dict[tuple, list[Job]] = {}
+        for job in taken:
+            groups.setdefault(job.bucket_key(self.model), []).append(job)
+        for jobs in groups.values():
+            try:
+                self._prefill(jobs, free)
+            except Exception as exc:  # noqa: BLE001 - a failing group is retried one by one
+                if len(jobs) == 1:
+                    self._fail(
+                        jobs[0],
+                        RequestError(
+                            f"request {jobs[0].id} failed in the engine: {type(exc).__name__}: {exc}",
+                            status=500,
+                        ),
+                    )
+                    continue
+                for job in jobs:
+                    try:
+                        self._prefill([job], free)
+                    except Exception as exc1:  # noqa: BLE001
+                        self._fail(
+                            job,
+                            RequestError(
+                                f"request {job.id} failed in the engine: {type(exc1).__name__}: {exc1}",
+                                status=500,
+                            ),
+                        )
+
+    def _prefill(self, jobs: list[Job], free: list[int]) -> None:
+        """Prefills `jobs` (one bucket, one pruning spec) and writes them into slots taken from `free`."""
+        model = self.model
+        batch = stack_rows([j.batch for j in jobs], model.pad_token_id)
+        pruning = dataclasses.replace(jobs[0].pruning, prune_layer=self.prune_layer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the uniform-router advisory is the server's to give, once
+            state, p = run_prefill(model, batch, pruning)
+        n = len(jobs)
+        rows = state.logits.shape[0]
+
+        def per_row(values: list, dtype: type) -> np.ndarray:
+            return np.asarray(values + [values[-1]] * (rows - n), dtype)
+
+        temp = per_row([j.sampling.temperature for j in jobs], np.float32)
+        top_p = per_row([j.sampling.top_p for j in jobs], np.float32)
+        seed = per_row([j.sampling.seed for j in jobs], np.int32)
+        first = first_tokens(state.logits, temp, top_p, seed)
+        lo, up = state.cache.lower.capacity, state.cache.upper.capacity
+        room = max(j.sampling.max_new_tokens for j in jobs) + self.decode_steps
+        need = (
+            buckets.round_up(lo + room, CAPACITY_MULTIPLE),
+            buckets.round_up(up + room, CAPACITY_MULTIPLE),
+        )
+        have = self._state.capacities
+        if need[0] > have[0] or need[1] > have[1]:
+            grown = (max(need[0], have[0]), max(need[1], have[1]))
+            self._state = grow_slots(self._state, grown, self.sharding)
+        slots = [free.pop(0) for _ in jobs]
+        self._state = insert_rows(
+            self._state,
+            state,
+            first[:n],
+            np.asarray(slots, np.int32),
+            temp[:n],
+            top_p[:n],
+            seed[:n],
+            self.sharding,
+        )
+        sel = state.selection
+        num_audio, kept = np.asarray(sel.num_audio)[:n], np.asarray(sel.kept_audio)[:n]
+        alpha = np.asarray(sel.alpha)[:n] if pruning.prunes and p.plan.selection is not None else None
+        first = np.asarray(first)[:n]
+        for i, (job, slot) in enumerate(zip(jobs, slots, strict=True)):
+            routed = alpha is not None and pruning.method.startswith("headrouter")
+            job.emit(
+                Admitted(
+                    job.prompt_tokens,
+                    int(num_audio[i]),
+                    int(kept[i]),
+                    [round(float(a), 4) for a in alpha[i]] if routed else None,
+                )
+            )
+            self.metrics.admitted(job.prompt_tokens, int(num_audio[i]), int(kept[i]))
+            self.metrics.first_token(time.monotonic() - job.arrived)
+            self._live[slot] = job
+            self._take(slot, [int(first[i])])
+
+    def _step(self) -> None:
+        try:
+            self._state, tokens = decode_slots(
+                self.model.params,
+                self.model.config,
+                self._state,
+                self._weights,
+                self.decode_steps,
+                self.sharding,
+            )
+            tokens = np.asarray(tokens)
+        except Exception as exc:  # noqa: BLE001 - the slots' state is lost: every running request fails
+            for slot, job in list(self._live.items()):
+                del self._live[slot]
+                self._fail(
+                    job,
+                    RequestError(
+                        f"request {job.id} failed in the engine while decoding: {type(exc).__name__}: {exc}",
+                        status=500,
+                    ),
+                )
+            self._state = self._empty()
+            return
+        for slot in list(self._live):
+            self._take(slot, tokens[slot].tolist())
+
+    def _take(self, slot: int, tokens: list[int]) -> None:
+        """Feeds a slot's new tokens to its request; frees the slot when the reply is done."""
+        job = self._live[slot]
+        stops = set(self.model.stop_token_ids)
+        ends = set() if job.ignore_eos else stops
+        reason = None
+        used = 0
+        for tok in tokens:
+            job.tokens.append(tok)
+            used += 1
+            if tok in ends:
+                reason = "stop"
+                break
+            if len(job.tokens) >= job.sampling.max_new_tokens:
+                reason = "length"
+                break
+        self.metrics.generated(used)
+        text = self.model.tokenizer.decode(
+            [t for t in job.tokens if t not in stops], skip_special_tokens=True
+        )
+        hits = [i for i in (text.find(s, max(0, len(job.sent) - len(s))) for s in job.stop) if i >= 0]
+        if hits:
+            text, reason = text[: min(hits)], "stop"
+        if reason is None:
+            text = text[: len(text) - _held_back(text, job.stop)]
+        if len(text) > len(job.sent) and text.startswith(job.sent):
+            job.emit(Delta(text[len(job.sent) :]))
+            job.sent = text
+        if reason is not None:
+            del self._live[slot]
+            job.emit(Finished(reason, len(job.tokens)))
+            self.metrics.finished(reason, time.monotonic() - job.arrived)
+
+
+def _held_back(text: str, stop: tuple[str, ...]) -> int:
+    """Characters at the end of `text` not to send yet: an unfinished UTF-8 character (the tokenizer's
+    U+FFFD) or the start of a stop string."""
+    if text.endswith("\ufffd"):
+        return len(text) - len(text.rstrip("\ufffd"))
+    held = 0
+    for s in stop:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                held = max(held, k)
+                break
+    return held

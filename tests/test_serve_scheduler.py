@@ -1,0 +1,60 @@
+"""The server's scheduler in-process (no HTTP): a request that fails inside the engine fails alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+from conftest import waveform
+
+import hr_jax
+from hr_jax.engine import PruningSpec, SamplingSpec
+from hr_jax.serving.metrics import ServerMetrics
+from hr_jax.serving.scheduler import Failed, Finished, Job, Scheduler, _held_back, stack_rows
+
+
+def _job(name: str, batch: hr_jax.Batch, events: list) -> Job:
+    return Job(id=name, batch=batch, pruning=PruningSpec(), sampling=SamplingSpec(8, 0.0), stop=(),
+               emit=events.append, ignore_eos=False, deadline=time.monotonic() + 120)  # fmt: skip
+
+
+def test_a_request_that_fails_in_the_engine_fails_alone_with_a_500_naming_it():
+    model = hr_jax.load("demo")
+    good = hr_jax.make_batch(model, [waveform(4.0, 1)], ["What is heard?"])
+    # audio tokens without features: the engine's own check refuses it inside the prefill
+    bad = dataclasses.replace(good, feature_attention_mask=np.zeros_like(good.feature_attention_mask))
+    events: dict[str, list] = {"bad": [], "good": []}
+    scheduler = Scheduler(model, ServerMetrics(2), max_batch=2, decode_steps=2)
+    scheduler.start()
+    try:
+        scheduler.submit(_job("bad", bad, events["bad"]))  # same bucket: prefilled together, then alone
+        scheduler.submit(_job("good", good, events["good"]))
+        deadline = time.monotonic() + 120
+        while not all(e and isinstance(e[-1], (Failed, Finished)) for e in events.values()):
+            assert time.monotonic() < deadline, events
+            time.sleep(0.05)
+    finally:
+        scheduler.stop()
+    failure = events["bad"][-1]
+    assert (
+        isinstance(failure, Failed) and failure.error.status == 500 and "request bad" in failure.error.message
+    )
+    assert isinstance(events["good"][-1], Finished)
+
+
+def test_rows_of_different_lengths_stack_left_padded_with_their_features_right_padded():
+    a = hr_jax.Batch(np.ones((1, 3), np.int32), np.ones((1, 3), np.int32), np.ones((1, 2, 4), np.float32),
+                     np.ones((1, 4), np.int32))  # fmt: skip
+    b = hr_jax.Batch(np.full((1, 5), 2, np.int32), np.ones((1, 5), np.int32), np.ones((1, 2, 6), np.float32),
+                     np.ones((1, 6), np.int32))  # fmt: skip
+    s = stack_rows([a, b], pad_id=0)
+    np.testing.assert_array_equal(s.input_ids, [[0, 0, 1, 1, 1], [2, 2, 2, 2, 2]])
+    np.testing.assert_array_equal(s.attention_mask[0], [0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(s.feature_attention_mask[0], [1, 1, 1, 1, 0, 0])
+
+
+def test_the_start_of_a_stop_string_and_an_unfinished_character_are_held_back():
+    assert _held_back("the answer is fo", ("four",)) == 2
+    assert _held_back("the answer", ("four",)) == 0
+    assert _held_back("caf\ufffd", ()) == 1
