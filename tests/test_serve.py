@@ -36,11 +36,11 @@ PROMPT = "What is heard?"
 class Server:
     """`hr-jax serve --ckpt demo` in its own process; `url` once it listens."""
 
-    def __init__(self, tmp_path, *args: str):
+    def __init__(self, tmp_path, *args: str, devices: int | None = None):
         self.log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "hr_jax.cli", "serve", "--ckpt", "demo", "--port", "0", *args]
         out = subprocess.PIPE
-        self.proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=out, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(cmd, env=subprocess_env(devices), stdout=out, stderr=self.log, text=True)
         self.url = self._wait_listening()
 
     def _wait_listening(self) -> str:
@@ -334,6 +334,18 @@ def test_models_and_health_answer(server):
     assert [x.id for x in server.client().models.list().data] == ["demo"]
     status, body = server.get("/health")
     assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+def test_a_tensor_parallel_server_gives_the_single_device_replies(server, tmp_path):
+    srv = Server(tmp_path, "--model-parallel", "2", "--max-batch", "3", devices=4)
+    try:
+        assert srv.metrics()["hr_jax_decode_slots"] == 4  # 3 rounded up to split over the 2-way data axis
+        for seed, ratio in ((1, 0.0), (3, 0.6)):
+            kw = dict(max_tokens=16, extra_body={"audio_pruning_ratio": ratio})
+            want = ask(server.client(), seed, **kw).choices[0].message.content
+            assert ask(srv.client(), seed, **kw).choices[0].message.content == want
+    finally:
+        srv.stop()
 
 
 # ------------------------------------------------------------------------------------------ shutdown

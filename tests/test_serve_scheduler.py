@@ -6,6 +6,7 @@ import dataclasses
 import time
 
 import numpy as np
+import pytest
 from conftest import waveform
 
 import hr_jax
@@ -14,33 +15,55 @@ from hr_jax.serving.metrics import ServerMetrics
 from hr_jax.serving.scheduler import Failed, Finished, Job, Scheduler, _held_back, stack_rows
 
 
-def _job(name: str, batch: hr_jax.Batch, events: list) -> Job:
-    return Job(id=name, batch=batch, pruning=PruningSpec(), sampling=SamplingSpec(8, 0.0), stop=(),
-               emit=events.append, ignore_eos=False, deadline=time.monotonic() + 120)  # fmt: skip
+def _job(name: str, batch: hr_jax.Batch, events: list, max_tokens: int = 8, timeout: float = 120.0) -> Job:
+    return Job(id=name, batch=batch, pruning=PruningSpec(), sampling=SamplingSpec(max_tokens, 0.0), stop=(),
+               emit=events.append, ignore_eos=True, deadline=time.monotonic() + timeout)  # fmt: skip
 
 
-def test_a_request_that_fails_in_the_engine_fails_alone_with_a_500_naming_it():
-    model = hr_jax.load("demo")
-    good = hr_jax.make_batch(model, [waveform(4.0, 1)], ["What is heard?"])
-    # audio tokens without features: the engine's own check refuses it inside the prefill
-    bad = dataclasses.replace(good, feature_attention_mask=np.zeros_like(good.feature_attention_mask))
-    events: dict[str, list] = {"bad": [], "good": []}
-    scheduler = Scheduler(model, ServerMetrics(2), max_batch=2, decode_steps=2)
+def _run(scheduler: Scheduler, jobs: list[Job], events: dict[str, list]) -> None:
+    """Runs `jobs` to their last event (bounded)."""
     scheduler.start()
     try:
-        scheduler.submit(_job("bad", bad, events["bad"]))  # same bucket: prefilled together, then alone
-        scheduler.submit(_job("good", good, events["good"]))
+        for job in jobs:
+            scheduler.submit(job)
         deadline = time.monotonic() + 120
         while not all(e and isinstance(e[-1], (Failed, Finished)) for e in events.values()):
             assert time.monotonic() < deadline, events
             time.sleep(0.05)
     finally:
         scheduler.stop()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return hr_jax.load("demo")
+
+
+def test_a_request_that_fails_in_the_engine_fails_alone_with_a_500_naming_it(model):
+    good = hr_jax.make_batch(model, [waveform(4.0, 1)], ["What is heard?"])
+    # audio tokens without features: the engine's own check refuses it inside the prefill
+    bad = dataclasses.replace(good, feature_attention_mask=np.zeros_like(good.feature_attention_mask))
+    events: dict[str, list] = {"bad": [], "good": []}
+    scheduler = Scheduler(model, ServerMetrics(2), max_batch=2, decode_steps=2)
+    # one bucket: the two are prefilled together, then, when that fails, each alone
+    _run(scheduler, [_job("bad", bad, events["bad"]), _job("good", good, events["good"])], events)
     failure = events["bad"][-1]
     assert (
         isinstance(failure, Failed) and failure.error.status == 500 and "request bad" in failure.error.message
     )
     assert isinstance(events["good"][-1], Finished)
+
+
+def test_a_request_past_its_timeout_fails_with_a_504_and_frees_its_slot(model):
+    batch = hr_jax.make_batch(model, [waveform(4.0, 1)], ["What is heard?"])
+    events: dict[str, list] = {"slow": []}
+    scheduler = Scheduler(model, ServerMetrics(1), max_batch=1, decode_steps=2)
+    _run(scheduler, [_job("slow", batch, events["slow"], max_tokens=5000, timeout=1.0)], events)
+    failure = events["slow"][-1]
+    assert (
+        isinstance(failure, Failed) and failure.error.status == 504 and "timed out" in failure.error.message
+    )
+    assert scheduler.load() == (0, 0)
 
 
 def test_rows_of_different_lengths_stack_left_padded_with_their_features_right_padded():

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 
 import uvicorn
@@ -128,6 +129,8 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(args.log_level.upper())
 
+    # The CPU backend cannot donate buffers: the scheduler's caches are still consumed, nothing to say.
+    warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
     model = load_model(args)
     metrics = ServerMetrics(args.max_batch)
     scheduler = Scheduler(model, metrics, args.max_batch, args.max_queue, args.decode_steps)
