@@ -53,8 +53,9 @@ class Server:
                     return line.rsplit("listening on ", 1)[1].strip()
             if self.proc.poll() is not None:
                 break
+        log = self.stderr()
         self.stop()
-        raise AssertionError(f"the server did not start:\n{self.stderr()[-3000:]}")
+        raise AssertionError(f"the server did not start:\n{log[-3000:]}")
 
     def stderr(self) -> str:
         self.log.flush()

@@ -2,7 +2,8 @@
 
 Each turn of its loop:
 1. drops waiting and running requests that were cancelled (client gone) or ran out of time;
-2. admits waiting requests into free decode slots: those sharing a bucket and a pruning spec are
+2. admits up to `max_prefill_rows` waiting requests into free decode slots (a few per turn, so the
+   running slots keep decoding between prefills): those sharing a bucket and a pruning spec are
    prefilled together (each pruned as it asked), their first tokens chosen and their caches written
    into the free slots (`hr_jax.engine.slots`);
 3. decodes every slot `decode_steps` tokens together, hands each request its new text and frees the
@@ -150,11 +151,13 @@ class Scheduler:
         max_queue: int = 64,
         decode_steps: int = 4,
         min_capacity: int = 1024,
+        max_prefill_rows: int = 4,
     ):
         self.model = model
         self.metrics = metrics
         self.max_queue = max_queue
         self.decode_steps = decode_steps
+        self.max_prefill_rows = max_prefill_rows
         mesh = model.mesh
         rows = axis_size(mesh, DATA) if mesh is not None else 1
         self.slots = -(-max_batch // rows) * rows  # the slots split evenly over the data axis
@@ -291,7 +294,8 @@ class Scheduler:
     def _admit(self) -> None:
         free = [s for s in range(self.slots) if s not in self._live]
         with self._cond:
-            taken = [self._waiting.popleft() for _ in range(min(len(free), len(self._waiting)))]
+            count = min(len(free), len(self._waiting), self.max_prefill_rows)
+            taken = [self._waiting.popleft() for _ in range(count)]
         if not taken:
             return
         if not self._live:  # idle: start again from the smallest caches
@@ -325,22 +329,26 @@ class Scheduler:
                         )
 
     def _prefill(self, jobs: list[Job], free: list[int]) -> None:
-        """Prefills `jobs` (one bucket, one pruning spec) and writes them into slots taken from `free`."""
+        """Prefills `jobs` (one bucket, one pruning spec) and writes them into slots taken from `free`.
+        The rows are padded to a power of two (repeating the last request) so that a bucket compiles
+        a handful of prefill programs, not one per group size."""
         model = self.model
-        batch = stack_rows([j.batch for j in jobs], model.pad_token_id)
+        n = len(jobs)
+        padded = jobs + [jobs[-1]] * ((1 << (n - 1).bit_length()) - n)
+        batch = stack_rows([j.batch for j in padded], model.pad_token_id)
         pruning = dataclasses.replace(jobs[0].pruning, prune_layer=self.prune_layer)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the uniform-router advisory is the server's to give, once
             state, p = run_prefill(model, batch, pruning)
-        n = len(jobs)
-        rows = state.logits.shape[0]
+        rows = state.logits.shape[0]  # the padded rows, and more on a mesh whose data axis needs them
+        padded += [jobs[-1]] * (rows - len(padded))
 
         def per_row(values: list, dtype: type) -> np.ndarray:
-            return np.asarray(values + [values[-1]] * (rows - n), dtype)
+            return np.asarray(values, dtype)
 
-        temp = per_row([j.sampling.temperature for j in jobs], np.float32)
-        top_p = per_row([j.sampling.top_p for j in jobs], np.float32)
-        seed = per_row([j.sampling.seed for j in jobs], np.int32)
+        temp = per_row([j.sampling.temperature for j in padded], np.float32)
+        top_p = per_row([j.sampling.top_p for j in padded], np.float32)
+        seed = per_row([j.sampling.seed for j in padded], np.int32)
         first = first_tokens(state.logits, temp, top_p, seed)
         lo, up = state.cache.lower.capacity, state.cache.upper.capacity
         room = max(j.sampling.max_new_tokens for j in jobs) + self.decode_steps
@@ -353,16 +361,9 @@ class Scheduler:
             grown = (max(need[0], have[0]), max(need[1], have[1]))
             self._state = grow_slots(self._state, grown, self.sharding)
         slots = [free.pop(0) for _ in jobs]
-        self._state = insert_rows(
-            self._state,
-            state,
-            first[:n],
-            np.asarray(slots, np.int32),
-            temp[:n],
-            top_p[:n],
-            seed[:n],
-            self.sharding,
-        )
+        # Padding rows write the last request's row again into its own slot: the same values twice.
+        slots_padded = np.asarray(slots + [slots[-1]] * (rows - n), np.int32)
+        self._state = insert_rows(self._state, state, first, slots_padded, temp, top_p, seed, self.sharding)
         sel = state.selection
         num_audio, kept = np.asarray(sel.num_audio)[:n], np.asarray(sel.kept_audio)[:n]
         alpha = np.asarray(sel.alpha)[:n] if pruning.prunes and p.plan.selection is not None else None

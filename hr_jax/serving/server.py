@@ -94,6 +94,12 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         help="tokens each slot decodes per engine turn (more: less overhead, later admission)",
     )
     ap.add_argument(
+        "--max-prefill-rows",
+        type=_positive_int,
+        default=4,
+        help="requests admitted (prefilled) per engine turn; the running slots decode between turns",
+    )
+    ap.add_argument(
         "--max-tokens-limit", type=_positive_int, default=1024, help="largest max_tokens accepted"
     )
     ap.add_argument("--default-max-tokens", type=_positive_int, default=256, help="max_tokens when not sent")
@@ -133,7 +139,14 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
     model = load_model(args)
     metrics = ServerMetrics(args.max_batch)
-    scheduler = Scheduler(model, metrics, args.max_batch, args.max_queue, args.decode_steps)
+    scheduler = Scheduler(
+        model,
+        metrics,
+        args.max_batch,
+        args.max_queue,
+        args.decode_steps,
+        max_prefill_rows=args.max_prefill_rows,
+    )
     metrics.slots = scheduler.slots
     scheduler.warm_up()
     settings = ServeSettings(
