@@ -154,6 +154,20 @@ class SlotKVCache:
             length=self.length.at[row].set(cache.length),
         )
 
+    def first_rows(self, n: int) -> SlotKVCache:
+        """Rows `[0, n)` (a copy)."""
+        return self.replace(k=self.k[:, :n], v=self.v[:, :n], valid=self.valid[:n], length=self.length[:n])
+
+    def with_first_rows(self, rows: SlotKVCache) -> SlotKVCache:
+        """This cache with rows `[0, n)` replaced by `rows` (`n` rows)."""
+        put = jax.lax.dynamic_update_slice_in_dim
+        return self.replace(
+            k=put(self.k, rows.k, 0, axis=1),
+            v=put(self.v, rows.v, 0, axis=1),
+            valid=put(self.valid, rows.valid, 0, axis=0),
+            length=put(self.length, rows.length, 0, axis=0),
+        )
+
     def grown(self, capacity: int) -> SlotKVCache:
         """The same rows with `capacity` slots (>= the current one), the new slots empty."""
         extra = capacity - self.capacity
@@ -162,4 +176,3 @@ class SlotKVCache:
             v=jnp.pad(self.v, ((0, 0), (0, 0), (0, 0), (0, 0), (0, extra))),
             valid=jnp.pad(self.valid, ((0, 0), (0, extra))),
         )
-

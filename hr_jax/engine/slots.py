@@ -143,27 +143,53 @@ def insert_rows(
     )
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "steps", "sharding"), donate_argnames=("state",))
+def _first_rows(state: SlotState, n: int) -> SlotState:
+    cache = PrunedKVCache(lower=state.cache.lower.first_rows(n), upper=state.cache.upper.first_rows(n))
+    rows = {f: getattr(state, f)[:n] for f in ("last", "positions", "count", "temperature", "top_p", "seed")}
+    return state.replace(cache=cache, **rows)
+
+
+def _with_first_rows(state: SlotState, rows: SlotState) -> SlotState:
+    cache = PrunedKVCache(
+        lower=state.cache.lower.with_first_rows(rows.cache.lower),
+        upper=state.cache.upper.with_first_rows(rows.cache.upper),
+    )
+    put = jax.lax.dynamic_update_slice_in_dim
+    fields = ("last", "positions", "count", "temperature", "top_p", "seed")
+    return state.replace(
+        cache=cache, **{f: put(getattr(state, f), getattr(rows, f), 0, axis=0) for f in fields}
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "steps", "rows", "sharding"), donate_argnames=("state",))
 def decode_slots(
     params: ModelParams,
     cfg: ModelConfig,
     state: SlotState,
     weights: DecodeWeights,
     steps: int,
+    rows: int | None = None,
     sharding: CacheSharding | None = None,
 ) -> tuple[SlotState, jax.Array]:
-    """`steps` decode steps of every slot: feeds each slot's last token and chooses its next. Returns
-    the state and the chosen tokens `[B, steps]`. `weights`: `decode_weights_core(params, cfg, M, B)`,
-    laid out once per slot count."""
+    """`steps` decode steps of the first `rows` slots (None: all): feeds each slot's last token and
+    chooses its next. Returns the state and the chosen tokens `[rows, steps]`. The server keeps its
+    requests in the lowest slots and passes the power of two that covers them, so a lightly loaded
+    server decodes a few rows, not all of them (one program per such row count). `weights`:
+    `decode_weights_core(params, cfg, M, B)`, laid out once."""
+    full = state
+    if rows is not None and rows < state.num_slots:
+        state = _first_rows(state, rows)
 
     def body(i: int, carry: tuple[SlotState, jax.Array]) -> tuple[SlotState, jax.Array]:
         s, tokens = carry
         logits, cache = decode_step(params, cfg, s.last, s.positions, s.cache, weights)
         tok = sample_rows(logits, row_keys(s.seed, s.count), s.temperature, s.top_p)
-        s = s.replace(
-            cache=_constrain(cache, sharding), last=tok, positions=s.positions + 1, count=s.count + 1
-        )
+        cache = _constrain(cache, sharding)
+        s = s.replace(cache=cache, last=tok, positions=s.positions + 1, count=s.count + 1)
         return s, tokens.at[:, i].set(tok)
 
     tokens = jnp.zeros((state.num_slots, steps), jnp.int32)
-    return jax.lax.fori_loop(0, steps, body, (state, tokens))
+    state, tokens = jax.lax.fori_loop(0, steps, body, (state, tokens))
+    if state.num_slots < full.num_slots:
+        state = _with_first_rows(full, state)
+    return state, tokens

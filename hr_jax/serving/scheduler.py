@@ -6,7 +6,8 @@ Each turn of its loop:
    running slots keep decoding between prefills): those sharing a bucket and a pruning spec are
    prefilled together (each pruned as it asked), their first tokens chosen and their caches written
    into the free slots (`hr_jax.engine.slots`);
-3. decodes every slot `decode_steps` tokens together, hands each request its new text and frees the
+3. decodes every busy slot `decode_steps` tokens together (the lowest power of two of slots that holds
+   every running request: requests take the lowest free slots), hands each request its new text and frees the
    slot at a stop token, at `max_tokens`, at a stop string, or when the request is gone.
 
 Compiled programs stay bounded: one prefill per bucket (the engine's), one insert per (bucket, rows),
@@ -159,8 +160,8 @@ class Scheduler:
         self.decode_steps = decode_steps
         self.max_prefill_rows = max_prefill_rows
         mesh = model.mesh
-        rows = axis_size(mesh, DATA) if mesh is not None else 1
-        self.slots = -(-max_batch // rows) * rows  # the slots split evenly over the data axis
+        self._row_unit = axis_size(mesh, DATA) if mesh is not None else 1
+        self.slots = -(-max_batch // self._row_unit) * self._row_unit  # split evenly over the data axis
         self.sharding = (
             None if mesh is None else CacheSharding.for_mesh(mesh, model.config.text.num_key_value_heads)
         )
@@ -188,11 +189,21 @@ class Scheduler:
         self._thread.start()
 
     def warm_up(self) -> None:
-        """Compiles the decode program of the first capacity (the first request then waits less)."""
-        self._state, tokens = decode_slots(
-            self.model.params, self.model.config, self._state, self._weights, self.decode_steps, self.sharding
-        )
-        jax.block_until_ready(tokens)
+        """Compiles the decode programs of the first capacity (the first requests then wait less)."""
+        for rows in sorted({self._round_rows(1 << k) for k in range(self.slots.bit_length())}):
+            args = (self._weights, self.decode_steps, rows, self.sharding)
+            self._state, tokens = decode_slots(self.model.params, self.model.config, self._state, *args)
+            jax.block_until_ready(tokens)
+
+    def _round_rows(self, rows: int) -> int:
+        """`rows` as a row count the slots split into evenly (a multiple of the data axis), at most all."""
+        return min(-(-rows // self._row_unit) * self._row_unit, self.slots)
+
+    def _rows_in_use(self) -> int:
+        """The decode program's row count: the power of two covering the highest live slot (requests
+        take the lowest free slots, so a lightly loaded server decodes few rows)."""
+        top = max(self._live) + 1
+        return self._round_rows(1 << (top - 1).bit_length())
 
     def submit(self, job: Job) -> None:
         """Queues `job`; raises `QueueFull` (429) at `max_queue` waiting, 503 while shutting down."""
@@ -234,9 +245,10 @@ class Scheduler:
 
     def _empty(self) -> SlotState:
         cap = (self.min_capacity, self.min_capacity)
-        return empty_slots(
-            self.model.config, self.slots, self.prune_layer, cap, self.model.dtype, self.sharding
-        )
+        cfg, dtype = self.model.config, self.model.dtype
+        state = empty_slots(cfg, self.slots, self.prune_layer, cap, dtype, self.sharding)
+        # committed where it lies, as the programs' outputs are: else the first decode compiles twice
+        return jax.device_put(state, jax.tree.map(lambda x: x.sharding, state))
 
     def _run(self) -> None:
         while True:
@@ -385,14 +397,9 @@ class Scheduler:
 
     def _step(self) -> None:
         try:
-            self._state, tokens = decode_slots(
-                self.model.params,
-                self.model.config,
-                self._state,
-                self._weights,
-                self.decode_steps,
-                self.sharding,
-            )
+            rows = self._rows_in_use()
+            args = (self._weights, self.decode_steps, rows, self.sharding)
+            self._state, tokens = decode_slots(self.model.params, self.model.config, self._state, *args)
             tokens = np.asarray(tokens)
         except Exception as exc:  # noqa: BLE001 - the slots' state is lost: every running request fails
             for slot, job in list(self._live.items()):
