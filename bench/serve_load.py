@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                         work / f"server-{name}.log")  # fmt: skip
         try:
             for ratio in ratios:  # warm-up: every prefill group size and the decode programs compile
-                for k in (1, 2, 4, a.max_batch):
-                    load(server.url, audio, ratio, k, k, 8)
+                for k in ks:  # as measured: the same reply length, so the same cache capacities
+                    load(server.url, audio, ratio, k, k, a.max_tokens)
             for ratio in ratios:
                 for k in ks:
                     n = min(a.requests, max(4 * k, 8))
