@@ -2,7 +2,7 @@
 
 The same route in both (`POST /v1/chat/completions`: read a JSON body holding a base64 clip, answer a
 small JSON object; no model), each served by uvicorn in its own process on 127.0.0.1, and driven by
-the `openai` client's HTTP library (httpx) over keep-alive: requests/s and p50/p99 latency with 1 and
+`http.client` over keep-alive: requests/s and p50/p99 latency with 1 and
 8 concurrent clients. FastAPI is not a dependency of hr_jax: `pip install fastapi` to run this.
 
     python -m bench.serve_framework --json bench/results/serve_framework.json
@@ -80,21 +80,29 @@ def serve(name: str, work: Path) -> tuple[subprocess.Popen, str]:
 
 
 def drive(url: str, body: bytes, clients: int, requests: int) -> dict:
-    import httpx
+    """`requests` POSTs from `clients` threads, each over one keep-alive connection (`http.client`)."""
+    import http.client
+    from urllib.parse import urlsplit
 
+    host = urlsplit(url)
     latencies: list[float] = []
     lock = threading.Lock()
     per_client = requests // clients
 
     def client() -> None:
-        with httpx.Client(timeout=60) as c:
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+        try:
             for _ in range(per_client):
                 t0 = time.perf_counter()
-                headers = {"Content-Type": "application/json"}
-                r = c.post(url + "/v1/chat/completions", content=body, headers=headers)
-                r.raise_for_status()
+                conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"status {resp.status}")
                 with lock:
                     latencies.append(time.perf_counter() - t0)
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     t0 = time.perf_counter()
