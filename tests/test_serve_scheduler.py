@@ -11,8 +11,9 @@ from conftest import waveform
 
 import hr_jax
 from hr_jax.engine import PruningSpec, SamplingSpec
+from hr_jax.serving.jobs import Failed, Finished, Job, held_back, stack_rows
 from hr_jax.serving.metrics import ServerMetrics
-from hr_jax.serving.scheduler import Failed, Finished, Job, Scheduler, _held_back, stack_rows
+from hr_jax.serving.scheduler import Scheduler
 
 
 def _job(name: str, batch: hr_jax.Batch, events: list, max_tokens: int = 8, timeout: float = 120.0) -> Job:
@@ -77,7 +78,7 @@ def test_rows_of_different_lengths_stack_left_padded_with_their_features_right_p
     np.testing.assert_array_equal(s.feature_attention_mask[0], [1, 1, 1, 1, 0, 0])
 
 
-def test_the_start_of_a_stop_string_and_an_unfinished_character_are_held_back():
-    assert _held_back("the answer is fo", ("four",)) == 2
-    assert _held_back("the answer", ("four",)) == 0
-    assert _held_back("caf\ufffd", ()) == 1
+def test_the_start_of_a_stop_string_and_an_unfinished_character_areheld_back():
+    assert held_back("the answer is fo", ("four",)) == 2
+    assert held_back("the answer", ("four",)) == 0
+    assert held_back("caf\ufffd", ()) == 1

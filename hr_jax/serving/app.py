@@ -29,8 +29,9 @@ from hr_jax.model import Model
 from hr_jax.prompt import DEFAULT_PROMPT, FAMILY_DEFAULT
 from hr_jax.serving import protocol
 from hr_jax.serving.errors import RequestError
+from hr_jax.serving.jobs import Admitted, Delta, Event, Failed, Finished, Job
 from hr_jax.serving.metrics import CONTENT_TYPE
-from hr_jax.serving.scheduler import Admitted, Delta, Event, Failed, Finished, Job, Scheduler
+from hr_jax.serving.scheduler import Scheduler
 
 log = logging.getLogger("hr_jax.serve")
 DISCONNECT_POLL_S = 0.1

@@ -22,113 +22,23 @@ import dataclasses
 import threading
 import time
 import warnings
-from collections.abc import Callable
 
 import jax
 import numpy as np
 
-from hr_jax.batch import Batch
-from hr_jax.engine import PruningSpec, SamplingSpec, buckets, run_prefill
+from hr_jax.engine import PruningSpec, buckets, run_prefill
 from hr_jax.engine.core import decode_weights_core
 from hr_jax.engine.planning import resolve_router
 from hr_jax.engine.slots import SlotState, decode_slots, empty_slots, first_tokens, grow_slots, insert_rows
 from hr_jax.model import Model
 from hr_jax.serving.errors import RequestError
+from hr_jax.serving.jobs import Admitted, Delta, Failed, Finished, Job, held_back, stack_rows
 from hr_jax.serving.metrics import ServerMetrics
 from hr_jax.sharding import DATA, CacheSharding, axis_size
 from models.decoder import resolve_decode_layout
-from models.family import family_of
 
 CAPACITY_MULTIPLE = 256  # decode-slot cache capacities are bucketed in these many slots
 IDLE_WAIT_S = 0.05  # how long the idle loop sleeps between looks at the queue
-
-
-@dataclasses.dataclass(frozen=True)
-class Admitted:
-    """The request got a slot: its prompt tokens, audio tokens and audio tokens kept."""
-
-    prompt_tokens: int
-    num_audio: int
-    kept_audio: int
-    alpha: list[float] | None
-
-
-@dataclasses.dataclass(frozen=True)
-class Delta:
-    """New reply text."""
-
-    text: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Finished:
-    """The reply is complete: why ("stop" or "length") and the tokens generated."""
-
-    reason: str
-    completion_tokens: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Failed:
-    """The request failed: what the client is told."""
-
-    error: RequestError
-
-
-Event = Admitted | Delta | Finished | Failed
-
-
-@dataclasses.dataclass(eq=False)
-class Job:
-    """One request inside the scheduler. `emit` hands an event to the request's handler (thread-safe);
-    `cancelled` is set by the handler when its client goes away."""
-
-    id: str
-    batch: Batch  # one row
-    pruning: PruningSpec
-    sampling: SamplingSpec
-    stop: tuple[str, ...]
-    emit: Callable[[Event], None]
-    ignore_eos: bool
-    deadline: float  # time.monotonic() after which the request fails with 504
-    arrived: float = dataclasses.field(default_factory=time.monotonic)
-    cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
-    tokens: list[int] = dataclasses.field(default_factory=list)
-    sent: str = ""  # the reply text emitted so far
-
-    @property
-    def prompt_tokens(self) -> int:
-        return int(self.batch.attention_mask.sum())
-
-    def bucket_key(self, model: Model) -> tuple:
-        """Requests that share this key are prefilled together (same programs, same results)."""
-        family = family_of(model.config)
-        seq = buckets.token_bucket(
-            self.batch.input_ids.shape[1], buckets.SEQ_MULTIPLE, family.tokens_per_second
-        )
-        frames = buckets.frame_bucket(
-            int(self.batch.feature_attention_mask.sum()), family.frame_multiple(model.config)
-        )
-        return (self.pruning, seq, frames)
-
-
-def stack_rows(rows: list[Batch], pad_id: int) -> Batch:
-    """One-row batches as one batch: tokens left-padded to the longest, features padded to the widest."""
-    length = max(b.input_ids.shape[1] for b in rows)
-    frames = max(b.input_features.shape[2] for b in rows)
-
-    def left(x: np.ndarray, value: int) -> np.ndarray:
-        return np.pad(x, ((0, 0), (length - x.shape[1], 0)), constant_values=value)
-
-    def right(x: np.ndarray) -> np.ndarray:
-        return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, frames - x.shape[-1])])
-
-    return Batch(
-        np.concatenate([left(b.input_ids, pad_id) for b in rows]),
-        np.concatenate([left(b.attention_mask, 0) for b in rows]),
-        np.concatenate([right(b.input_features) for b in rows]),
-        np.concatenate([right(b.feature_attention_mask) for b in rows]),
-    )
 
 
 class QueueFull(RequestError):
@@ -355,12 +265,9 @@ class Scheduler:
         rows = state.logits.shape[0]  # the padded rows, and more on a mesh whose data axis needs them
         padded += [jobs[-1]] * (rows - len(padded))
 
-        def per_row(values: list, dtype: type) -> np.ndarray:
-            return np.asarray(values, dtype)
-
-        temp = per_row([j.sampling.temperature for j in padded], np.float32)
-        top_p = per_row([j.sampling.top_p for j in padded], np.float32)
-        seed = per_row([j.sampling.seed for j in padded], np.int32)
+        temp = np.asarray([j.sampling.temperature for j in padded], np.float32)
+        top_p = np.asarray([j.sampling.top_p for j in padded], np.float32)
+        seed = np.asarray([j.sampling.seed for j in padded], np.int32)
         first = first_tokens(state.logits, temp, top_p, seed)
         lo, up = state.cache.lower.capacity, state.cache.upper.capacity
         room = max(j.sampling.max_new_tokens for j in jobs) + self.decode_steps
@@ -440,7 +347,7 @@ class Scheduler:
         if hits:
             text, reason = text[: min(hits)], "stop"
         if reason is None:
-            text = text[: len(text) - _held_back(text, job.stop)]
+            text = text[: len(text) - held_back(text, job.stop)]
         if len(text) > len(job.sent) and text.startswith(job.sent):
             job.emit(Delta(text[len(job.sent) :]))
             job.sent = text
@@ -448,17 +355,3 @@ class Scheduler:
             del self._live[slot]
             job.emit(Finished(reason, len(job.tokens)))
             self.metrics.finished(reason, time.monotonic() - job.arrived)
-
-
-def _held_back(text: str, stop: tuple[str, ...]) -> int:
-    """Characters at the end of `text` not to send yet: an unfinished UTF-8 character (the tokenizer's
-    U+FFFD) or the start of a stop string."""
-    if text.endswith("\ufffd"):
-        return len(text) - len(text.rstrip("\ufffd"))
-    held = 0
-    for s in stop:
-        for k in range(min(len(s) - 1, len(text)), 0, -1):
-            if text.endswith(s[:k]):
-                held = max(held, k)
-                break
-    return held
