@@ -24,9 +24,12 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
 # -O0 compiles them about a third faster (the HLO passes, and so the numerics, are the same), and one
 # thread per process lets two xdist workers share two cores without contention (measured on
 # tests/test_pruning.py, 2 cores: 97 s -> 68 s).
-# Processes with several fake devices keep Eigen's threads: their collectives wait on one another in
-# that pool, and with one thread per process two of them deadlock (XLA aborts after 40 s; seen on
-# tests/test_tensor_parallel.py, every run).
+# Processes with several fake devices keep Eigen's threads: their collectives block a thread of that
+# pool while they wait for the other devices. XLA sizes the pool max(cores, devices) = 4 here, and a
+# device may have two collectives in flight, so four blocked threads can starve the one device whose
+# turn it is (XLA aborts after 40 s; seen in CI on tests/test_tensor_parallel.py: all four workers in
+# rendezvous, device 0 in two of them, device 3 in none). `PJRT_NPROC` (read by XLA's
+# DefaultThreadPoolSize) gives those processes four threads a device.
 OPT_FLAG, ONE_THREAD_FLAG = "--xla_backend_optimization_level=0", "--xla_cpu_multi_thread_eigen=false"
 _USER_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
 os.environ["XLA_FLAGS"] = f"{_USER_XLA_FLAGS} {OPT_FLAG} {ONE_THREAD_FLAG}".strip()
@@ -38,6 +41,7 @@ def subprocess_env(devices: int | None = None, **extra: str) -> dict[str, str]:
     env = {**os.environ, "JAX_PLATFORMS": "cpu", **extra}
     if devices is not None:
         env["XLA_FLAGS"] = f"{_USER_XLA_FLAGS} {OPT_FLAG} --xla_force_host_platform_device_count={devices}"
+        env["PJRT_NPROC"] = str(4 * devices)
     return env
 
 
