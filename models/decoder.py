@@ -28,20 +28,22 @@ def rms_norm(x: jax.Array, w: jax.Array, eps: float) -> jax.Array:
     return (w.astype(jnp.float32) * y).astype(x.dtype)
 
 
-def rope_tables(positions: jax.Array, cfg: TextConfig) -> tuple[jax.Array, jax.Array]:
+def rope_tables(positions: jax.Array, cfg: TextConfig, per_row: bool = False) -> tuple[jax.Array, jax.Array]:
     """cos, sin `[B, L, rotary_dim]` in float32 for integer positions `[B, L]`.
 
     With audio and text only, Qwen2.5-Omni's three M-RoPE components are equal, so this 1-D RoPE is
-    exact. LongRoPE (Phi-4) divides each frequency by the short or the long factor, picked for the
-    whole call by its largest position (as transformers picks it per forward pass), and scales cos and
-    sin by the attention factor.
+    exact. LongRoPE (Phi-4) divides each frequency by the short or the long factor, picked by the
+    largest position, and scales cos and sin by the attention factor. The largest position is the
+    whole call's (as transformers picks it per forward pass of a batch) or, with `per_row`, each row's
+    own (rows that are independent requests, as a server's decode slots are).
     """
     dim = cfg.rotary_dim
     inv = 1.0 / (cfg.rope_theta ** (jnp.arange(0, dim, 2, dtype=jnp.float32) / dim))
     scale = 1.0
     if cfg.longrope is not None:
         lr = cfg.longrope
-        long = jnp.max(positions) + 1 > lr.original_max_position_embeddings
+        largest = jnp.max(positions, axis=-1, keepdims=True) if per_row else jnp.max(positions)
+        long = (largest + 1 > lr.original_max_position_embeddings)[..., None]  # [B, 1, 1] or [1]
         factor = jnp.where(
             long, jnp.asarray(lr.long_factor, jnp.float32), jnp.asarray(lr.short_factor, jnp.float32)
         )

@@ -1,4 +1,5 @@
-"""The server's scheduler in-process (no HTTP): a request that fails inside the engine fails alone."""
+"""The server's scheduler in-process (no HTTP): a request that fails inside the engine fails alone; Phi-4
+replies keep LongRoPE's semantics per request."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import pytest
 from conftest import waveform
 
 import hr_jax
-from hr_jax.engine import PruningSpec, SamplingSpec
+from hr_jax.engine import PruningSpec, SamplingSpec, run_prefill
+from hr_jax.serving import scheduler as scheduler_module
 from hr_jax.serving.jobs import Failed, Finished, Job, held_back, stack_rows
 from hr_jax.serving.metrics import ServerMetrics
 from hr_jax.serving.scheduler import Scheduler
+from hr_jax.testing.phi4 import TINY_LONGROPE_SWITCH
 
 
 def _job(name: str, batch: hr_jax.Batch, events: list, max_tokens: int = 8, timeout: float = 120.0) -> Job:
@@ -82,3 +85,41 @@ def test_the_start_of_a_stop_string_and_an_unfinished_character_areheld_back():
     assert held_back("the answer is fo", ("four",)) == 2
     assert held_back("the answer", ("four",)) == 0
     assert held_back("caf\ufffd", ()) == 1
+
+
+@pytest.fixture(scope="module")
+def phi4(tiny_phi4):
+    return hr_jax.load(tiny_phi4[1])
+
+
+def _phi4_request(model, extra_words: int, seed: int) -> hr_jax.Batch:
+    return hr_jax.make_batch(model, [waveform(1.0, seed)], ["What is said here?" + " the" * extra_words])
+
+
+def _served_tokens(model, batches: dict[str, hr_jax.Batch], max_tokens: int) -> dict[str, list[int]]:
+    """Greedy replies of `batches`, all submitted at once to one scheduler (decoded side by side)."""
+    events: dict[str, list] = {name: [] for name in batches}
+    jobs = [_job(name, b, events[name], max_tokens=max_tokens) for name, b in batches.items()]
+    scheduler = Scheduler(model, ServerMetrics(len(jobs)), max_batch=len(jobs), decode_steps=4)
+    _run(scheduler, jobs, events)
+    assert all(isinstance(e[-1], Finished) for e in events.values()), events
+    return {job.id: job.tokens for job in jobs}
+
+
+def test_a_phi4_reply_reaching_longropes_switch_is_prefilled_again_from_its_prompt_and_tokens(
+    phi4, monkeypatch
+):
+    batch = _phi4_request(phi4, TINY_LONGROPE_SWITCH - 26, seed=31)
+    switch = TINY_LONGROPE_SWITCH + 1 - batch.input_ids.shape[1]
+    assert 1 < switch < 4  # inside the first decode turn (4 steps): its later tokens are dropped
+    prefilled = []
+
+    def spy(model, b, *args, **kwargs):
+        prefilled.append(np.asarray(b.input_ids))
+        return run_prefill(model, b, *args, **kwargs)
+
+    monkeypatch.setattr(scheduler_module, "run_prefill", spy)
+    served = _served_tokens(phi4, {"crossing": batch}, max_tokens=10)["crossing"]
+    assert len(prefilled) == 2
+    np.testing.assert_array_equal(prefilled[1], [list(batch.input_ids[0]) + served[:switch]])
+    assert served == hr_jax.generate_batch(phi4.replace(stop_ids=()), batch, max_new_tokens=10).token_ids[0]

@@ -235,14 +235,16 @@ def decode_step(
     positions: jax.Array,
     cache: PrunedKVCache,
     weights: DecodeWeights | None = None,
+    independent_rows: bool = False,
 ) -> tuple[jax.Array, PrunedKVCache]:
     """Feeds tokens `[B]` at original positions `[B]`, appending them to both caches. Returns the
     next-token logits `[B, V]` (float32) and the caches. `weights`: `decode_weights(...)`, hoisted out
-    of a loop by the caller."""
+    of a loop by the caller. `independent_rows`: the rows are separate requests (a server's slots), so
+    LongRoPE's factors follow each row's own position, not the batch's largest."""
     text = cfg.text
     w = decode_weights(params, cfg, cache.prune_layer, tok.shape[0]) if weights is None else weights
     h = params.embed[tok][:, None]
-    cos, sin = rope_tables(positions[:, None], text)
+    cos, sin = rope_tables(positions[:, None], text, per_row=independent_rows)
     h, lower = decode_layers(h, w.lower, text, cache.lower, cos, sin, w.weight_major)
     h, upper = decode_layers(h, w.upper, text, cache.upper, cos, sin, w.weight_major)
     x = rms_norm(h[:, 0], params.norm, text.rms_norm_eps)

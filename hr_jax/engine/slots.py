@@ -182,7 +182,7 @@ def decode_slots(
 
     def body(i: int, carry: tuple[SlotState, jax.Array]) -> tuple[SlotState, jax.Array]:
         s, tokens = carry
-        logits, cache = decode_step(params, cfg, s.last, s.positions, s.cache, weights)
+        logits, cache = decode_step(params, cfg, s.last, s.positions, s.cache, weights, independent_rows=True)
         tok = sample_rows(logits, row_keys(s.seed, s.count), s.temperature, s.top_p)
         cache = _constrain(cache, sharding)
         s = s.replace(cache=cache, last=tok, positions=s.positions + 1, count=s.count + 1)

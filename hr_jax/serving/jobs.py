@@ -12,6 +12,7 @@ import numpy as np
 
 from hr_jax.batch import Batch
 from hr_jax.engine import PruningSpec, SamplingSpec, buckets
+from hr_jax.engine.api import rope_switch_step
 from hr_jax.model import Model
 from hr_jax.serving.errors import RequestError
 from models.family import family_of
@@ -69,21 +70,53 @@ class Job:
     cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
     tokens: list[int] = dataclasses.field(default_factory=list)
     sent: str = ""  # the reply text emitted so far
+    # LongRoPE (Phi-4): prompt + the tokens before the switch, prefilled again with the long factors
+    continued: Batch | None = None
 
     @property
     def prompt_tokens(self) -> int:
         return int(self.batch.attention_mask.sum())
 
+    @property
+    def prefill_batch(self) -> Batch:
+        """What the next prefill of this job reads: the prompt, or the prompt and its tokens so far."""
+        return self.batch if self.continued is None else self.continued
+
+    def rope_switch(self, model: Model) -> int | None:
+        """How many tokens in the reply must be re-prefilled (LongRoPE's switch, as `hr_jax.generate`
+        does it), or None."""
+        return (
+            None
+            if self.continued is not None
+            else rope_switch_step(model, self.batch, self.sampling.max_new_tokens)
+        )
+
+    def continue_after_switch(self) -> None:
+        """Makes the prompt and the tokens so far the job's next prefill."""
+        ids = np.asarray([self.tokens], self.batch.input_ids.dtype)
+        self.continued = Batch(
+            np.concatenate([self.batch.input_ids, ids], axis=1),
+            np.concatenate([self.batch.attention_mask, np.ones_like(ids)], axis=1),
+            self.batch.input_features,
+            self.batch.feature_attention_mask,
+        )
+
     def bucket_key(self, model: Model) -> tuple:
-        """Requests that share this key are prefilled together (same programs, same results)."""
+        """Requests that share this key are prefilled together (same programs, same results; with
+        LongRoPE, a prefill's factors follow its longest row, so rows on either side of the switch
+        are prefilled apart)."""
         family = family_of(model.config)
-        seq = buckets.token_bucket(
-            self.batch.input_ids.shape[1], buckets.SEQ_MULTIPLE, family.tokens_per_second
-        )
+        batch = self.prefill_batch
+        seq = buckets.token_bucket(batch.input_ids.shape[1], buckets.SEQ_MULTIPLE, family.tokens_per_second)
         frames = buckets.frame_bucket(
-            int(self.batch.feature_attention_mask.sum()), family.frame_multiple(model.config)
+            int(batch.feature_attention_mask.sum()), family.frame_multiple(model.config)
         )
-        return (self.pruning, seq, frames)
+        longrope = model.config.text.longrope
+        long = (
+            longrope is not None
+            and int(batch.attention_mask.sum()) > longrope.original_max_position_embeddings
+        )
+        return (self.pruning, seq, frames, long)
 
 
 def stack_rows(rows: list[Batch], pad_id: int) -> Batch:

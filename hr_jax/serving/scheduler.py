@@ -257,7 +257,7 @@ class Scheduler:
         model = self.model
         n = len(jobs)
         padded = jobs + [jobs[-1]] * ((1 << (n - 1).bit_length()) - n)
-        batch = stack_rows([j.batch for j in padded], model.pad_token_id)
+        batch = stack_rows([j.prefill_batch for j in padded], model.pad_token_id)
         pruning = dataclasses.replace(jobs[0].pruning, prune_layer=self.prune_layer)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the uniform-router advisory is the server's to give, once
@@ -289,16 +289,17 @@ class Scheduler:
         first = np.asarray(first)[:n]
         for i, (job, slot) in enumerate(zip(jobs, slots, strict=True)):
             routed = alpha is not None and pruning.method.startswith("headrouter")
-            job.emit(
-                Admitted(
-                    job.prompt_tokens,
-                    int(num_audio[i]),
-                    int(kept[i]),
-                    [round(float(a), 4) for a in alpha[i]] if routed else None,
+            if job.continued is None:  # a job prefilled again at LongRoPE's switch was admitted before
+                job.emit(
+                    Admitted(
+                        job.prompt_tokens,
+                        int(num_audio[i]),
+                        int(kept[i]),
+                        [round(float(a), 4) for a in alpha[i]] if routed else None,
+                    )
                 )
-            )
-            self.metrics.admitted(job.prompt_tokens, int(num_audio[i]), int(kept[i]))
-            self.metrics.first_token(time.monotonic() - job.arrived)
+                self.metrics.admitted(job.prompt_tokens, int(num_audio[i]), int(kept[i]))
+                self.metrics.first_token(time.monotonic() - job.arrived)
             self._live[slot] = job
             self._take(slot, [int(first[i])])
 
@@ -324,10 +325,13 @@ class Scheduler:
             self._take(slot, tokens[slot].tolist())
 
     def _take(self, slot: int, tokens: list[int]) -> None:
-        """Feeds a slot's new tokens to its request; frees the slot when the reply is done."""
+        """Feeds a slot's new tokens to its request; frees the slot when the reply is done, or when it
+        reaches LongRoPE's switch (the job then waits, first in line, for a prefill of its prompt and
+        tokens with the long factors, as `hr_jax.generate` does; the slot's tokens past it are dropped)."""
         job = self._live[slot]
         stops = set(self.model.stop_token_ids)
         ends = set() if job.ignore_eos else stops
+        switch = job.rope_switch(self.model)
         reason = None
         used = 0
         for tok in tokens:
@@ -338,6 +342,8 @@ class Scheduler:
                 break
             if len(job.tokens) >= job.sampling.max_new_tokens:
                 reason = "length"
+                break
+            if len(job.tokens) == switch:
                 break
         self.metrics.generated(used)
         text = self.model.tokenizer.decode(
@@ -355,3 +361,8 @@ class Scheduler:
             del self._live[slot]
             job.emit(Finished(reason, len(job.tokens)))
             self.metrics.finished(reason, time.monotonic() - job.arrived)
+        elif len(job.tokens) == switch:
+            del self._live[slot]
+            job.continue_after_switch()
+            with self._cond:
+                self._waiting.appendleft(job)
